@@ -1,0 +1,99 @@
+"""The `finetune-etl` command line: argparse for our options; everything it does not know goes to Beam."""
+import argparse
+import sys
+from typing import Optional
+
+from schemas.options import DIALECTS, FORMATS, LAYOUTS, ConfigError, CSVOptions, OutputOptions, ReadTuning
+
+
+def _modalities(text: str) -> tuple:
+    return tuple(m.strip() for m in text.split(",") if m.strip())
+
+
+def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Turn CSV files into a labeled, sharded training dataset (Parquet and docarray). "
+                    "Arguments not listed here are Beam pipeline options, e.g. --runner, --direct_num_workers.",
+    )
+    io_group = parser.add_argument_group("inputs and output")
+    io_group.add_argument("--input", action="append", required=True, metavar="URL",
+                          help="CSV file, glob or fsspec URL (gs://, s3://, http(s)://, memory://); repeatable")
+    io_group.add_argument("--output", required=True, metavar="URL", help="folder (local or fsspec URL) that receives the dataset")
+    io_group.add_argument("--format", choices=FORMATS, default="both", help="files to write (default: both)")
+    io_group.add_argument("--overwrite", action="store_true", help="replace a complete dataset already at --output")
+    io_group.add_argument("--shard-rows", type=int, default=OutputOptions.shard_rows, metavar="N",
+                          help="at most N documents per shard (default: %(default)s)")
+    io_group.add_argument("--shard-bytes", type=int, default=OutputOptions.shard_bytes, metavar="B",
+                          help="at most about B bytes of Arrow data per shard (default: %(default)s)")
+    csv_group = parser.add_argument_group("reading CSV (Finetuner's CSVOptions)")
+    csv_group.add_argument("--layout", choices=LAYOUTS, default="auto",
+                           help="labeled (item,label), pairs (query,document or CLIP text,image), scores (a,b,score), "
+                                "values (every cell a document), or auto from the columns (default)")
+    csv_group.add_argument("--is-labeled", action="store_true", help="Finetuner's spelling of --layout labeled")
+    csv_group.add_argument("--dialect", choices=DIALECTS, default="auto", help="CSV dialect; auto sniffs each file (default)")
+    csv_group.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: utf-8)")
+    csv_group.add_argument("--header", action="store_true", help="skip the first row of every file")
+    csv_group.add_argument("--modalities", type=_modalities, metavar="M1,M2",
+                           help="force each content column's modality: text, image or mesh")
+    csv_group.add_argument("--size", type=int, metavar="N", help="keep at most N rows (a deterministic sample)")
+    csv_group.add_argument("--sampling-rate", type=float, metavar="R", help="keep each row with probability R, by its content hash")
+    csv_group.add_argument("--score-scale", type=float, metavar="S", help="divide scores by S (5 for STS-B) before the [0, 1] check")
+    tuning = parser.add_argument_group("tuning")
+    tuning.add_argument("--range-bytes", type=int, default=ReadTuning.range_bytes, metavar="B",
+                        help="cut large files into byte ranges of about B bytes parsed in parallel (default: %(default)s)")
+    tuning.add_argument("--batch-rows", type=int, default=ReadTuning.batch_rows, metavar="N",
+                        help="rows per Arrow batch passed between stages (default: %(default)s)")
+    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> tuple[CSVOptions, OutputOptions, ReadTuning]:
+    """Parsed arguments -> the option dataclasses (ConfigError on contradictions)."""
+    layout = args.layout
+    if args.is_labeled:
+        if layout not in ("auto", "labeled"):
+            raise ConfigError(f"--is-labeled contradicts --layout {layout}; pass one of them.")
+        layout = "labeled"
+    if args.range_bytes < 1024 or args.batch_rows < 1:
+        raise ConfigError("--range-bytes must be at least 1024 and --batch-rows at least 1.")
+    csv = CSVOptions(dialect=args.dialect, encoding=args.encoding, header=args.header, layout=layout,
+                     modalities=args.modalities, size=args.size, sampling_rate=args.sampling_rate,
+                     score_scale=args.score_scale)
+    output = OutputOptions(output=args.output, format=args.format, shard_rows=args.shard_rows,
+                           shard_bytes=args.shard_bytes, overwrite=args.overwrite)
+    return csv, output, ReadTuning(range_bytes=args.range_bytes, batch_rows=args.batch_rows)
+
+
+def run_prepare(argv: list[str]) -> int:
+    from pipelines.prepare import plan_job, run
+
+    args, beam_args = prepare_parser().parse_known_args(argv)
+    try:
+        csv, output, tuning = options_from_args(args)
+        job = plan_job(args.input, csv, output, tuning)
+    except ConfigError as exc:
+        print(f"finetune-etl: error: {exc}", file=sys.stderr)
+        return 2
+    manifest = run(job, beam_args)
+    print_summary(manifest, job.output.output)
+    return 0
+
+
+def print_summary(manifest: dict, output: str) -> None:
+    counts = manifest["counts"]
+    print(f"finetune-etl: wrote {counts.get('documents_written', 0)} documents "
+          f"({manifest['layout']} layout) to {output}")
+    for key in ("rows_read", "rows_documented", "dead_letters", "duplicates_removed", "sampled_out"):
+        print(f"  {key:20} {counts.get(key, 0)}")
+    if not manifest["reconciliation"]["reconciled"]:
+        print("  warning: counts do not reconcile; see manifest.json", file=sys.stderr)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {"prepare": run_prepare}
+    if not argv or argv[0] not in commands:
+        print("usage: finetune-etl prepare --input URL --output URL [options] [Beam pipeline options]\n"
+              "       finetune-etl prepare --help", file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])

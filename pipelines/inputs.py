@@ -1,0 +1,87 @@
+"""Resolve --input patterns to files and learn, from each file's first bytes, how to read it.
+
+Runs in the launcher before the pipeline: an empty glob, a missing file or a layout that does not fit the
+files stops the run here with one sentence (ConfigError).
+"""
+import concurrent.futures
+import dataclasses
+import os
+
+import fsspec
+from fsspec.core import url_to_fs
+
+from schemas.inputs import NAMED_DIALECTS, InputFile
+from schemas.options import ConfigError, CSVOptions
+from transforms import csv_inspect
+
+HEAD_BYTES = 64 * 1024
+HEAD_THREADS = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class InputPlan:
+    """Every input file with its reading options, and the run's layout and column modalities."""
+
+    files: tuple
+    layout: str
+    modalities: tuple
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def expand_inputs(patterns: list[str]) -> list[tuple[str, int]]:
+    """--input values -> sorted unique (url, size) of the files they name."""
+    found = {}
+    for pattern in patterns:
+        if _is_local(pattern):
+            pattern = os.path.abspath(pattern.removeprefix("file://"))
+        fs, path = url_to_fs(pattern)
+        if fsspec.core.has_magic(path):
+            paths = [p for p in sorted(fs.glob(path)) if fs.isfile(p)]
+            if not paths:
+                raise ConfigError(f"--input {pattern!r} matches no file.")
+        elif not fs.exists(path):
+            raise ConfigError(f"--input {pattern!r} does not exist.")
+        elif fs.isdir(path):
+            raise ConfigError(f"--input {pattern!r} is a folder; pass a glob such as {pattern.rstrip('/')}/*.csv.")
+        else:
+            paths = [path]
+        for p in paths:
+            url = p if _is_local(pattern) else fs.unstrip_protocol(p)
+            found[url] = fs.size(p)
+    return sorted(found.items())
+
+
+def _read_head(url: str) -> bytes:
+    with fsspec.open(url, "rb") as handle:
+        return handle.read(HEAD_BYTES)
+
+
+def plan_inputs(patterns: list[str], options: CSVOptions) -> InputPlan:
+    """--input patterns and CSV options -> the InputPlan, or ConfigError when they cannot fit together."""
+    files = expand_inputs(patterns)
+    with concurrent.futures.ThreadPoolExecutor(HEAD_THREADS) as pool:
+        heads = list(pool.map(_read_head, [url for url, _ in files]))
+    inspected = []
+    for (url, size), head in zip(files, heads):
+        text = csv_inspect.head_text(head, options.encoding, whole_file=len(head) >= size)
+        if options.dialect == "auto":
+            dialect = csv_inspect.sniff_dialect(text)
+        else:
+            dialect = NAMED_DIALECTS[options.dialect]
+        records = csv_inspect.sample_records(text, dialect, options.header)
+        inspected.append((url, size, dialect, records, csv_inspect.usual_field_count(records)))
+    counts = {fields for *_, fields in inspected if fields is not None}
+    if len(counts) > 1:
+        examples = "; ".join(f"{url} has {fields}" for url, _, _, _, fields in inspected if fields is not None)
+        raise ConfigError(f"the inputs do not have the same number of columns ({examples}); one run takes one layout.")
+    fields = counts.pop() if counts else 1
+    sample = [r for _, _, _, records, _ in inspected for r in records]
+    where = inspected[0][0] if len(inspected) == 1 else "the inputs"
+    layout = csv_inspect.choose_layout(options.layout, fields, sample, where)
+    modalities = csv_inspect.detect_modalities(layout, fields, sample, options.modalities)
+    input_files = tuple(
+        InputFile(url, size, dialect, options.encoding, options.header, fields) for url, size, dialect, _, _ in inspected)
+    return InputPlan(input_files, layout, modalities)

@@ -1,0 +1,136 @@
+"""The prepare job: CSV files in, a labeled, sharded dataset out.
+
+    python -m pipelines.prepare --input data/*.csv --output out/ [options] [Beam pipeline options]
+
+Composes the stages (read -> sample -> layout -> write -> commit); holds no data logic of its own.
+"""
+import dataclasses
+import datetime
+import math
+import sys
+import uuid
+from typing import Optional
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.inputs import InputPlan, plan_inputs
+from schemas.options import ConfigError, CSVOptions, OutputOptions, ReadTuning
+from transforms.commit import SUCCESS, CommitOutput
+from transforms.counting import COUNTS, DEAD_LETTERS, SumCounts
+from transforms.layout import ApplyLayout, LayoutSpec
+from transforms.read_csv import ReadCsv
+from transforms.sample import SampleRows
+from transforms.storage import filesystem, join_url, write_bytes
+from transforms.write import WriteDeadLetters, WriteDocuments
+
+VERSION = "0.1.0"
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareJob:
+    """Everything one run needs, decided before the pipeline starts."""
+
+    inputs: InputPlan
+    csv: CSVOptions
+    output: OutputOptions
+    tuning: ReadTuning
+    run_id: str
+
+    @property
+    def staging(self) -> str:
+        return join_url(self.output.output, f"_staging-{self.run_id}")
+
+    @property
+    def buckets(self) -> int:
+        total = sum(f.size for f in self.inputs.files)
+        return max(1, math.ceil(total / self.tuning.bucket_bytes))
+
+    @property
+    def layout(self) -> LayoutSpec:
+        return LayoutSpec(self.inputs.layout, self.inputs.modalities, self.csv.score_scale)
+
+    def manifest(self) -> dict:
+        return {
+            "format_version": 1,
+            "tool": f"finetune-etl {VERSION}",
+            "run_id": self.run_id,
+            "layout": self.inputs.layout,
+            "clip": self.layout.is_clip,
+            "modalities": list(self.inputs.modalities),
+            "options": {"csv": dataclasses.asdict(self.csv), "output": dataclasses.asdict(self.output)},
+            "inputs": [
+                {"url": f.url, "size": f.size, "delimiter": f.dialect.delimiter,
+                 "skipinitialspace": f.dialect.skipinitialspace, "encoding": f.encoding, "header": f.header,
+                 "fields": f.expected_fields}
+                for f in self.inputs.files
+            ],
+        }
+
+
+def new_run_id() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
+def check_output(output: OutputOptions, staging: str) -> None:
+    """ConfigError when the output holds a complete dataset (without --overwrite) or cannot be written."""
+    fs, path = filesystem(output.output)
+    if fs.exists(join_url(path, SUCCESS)) and not output.overwrite:
+        raise ConfigError(f"--output {output.output!r} already holds a complete dataset; pass --overwrite to replace it.")
+    try:
+        write_bytes(b"", join_url(staging, ".probe"))
+    except Exception as exc:  # any storage error means the same thing to the user
+        raise ConfigError(f"--output {output.output!r} is not writable ({type(exc).__name__}: {exc}).") from None
+
+
+def build(pipeline: beam.Pipeline, job: PrepareJob) -> None:
+    """Add the prepare job's stages to a pipeline."""
+    files = pipeline | "Inputs" >> beam.Create(list(job.inputs.files))
+    read = files | "ReadCsv" >> ReadCsv(job.tuning)
+    rows, sample_counts = read.rows | "SampleRows" >> SampleRows(job.csv.size, job.csv.sampling_rate)
+    laid_out = rows | "ApplyLayout" >> ApplyLayout(job.layout)
+    written = laid_out.documents | "WriteDocuments" >> WriteDocuments(
+        job.staging, job.output, job.buckets, job.layout.removes_duplicates)
+    dead = (read[DEAD_LETTERS], laid_out[DEAD_LETTERS]) | "AllDeadLetters" >> beam.Flatten()
+    dead_files = dead | "WriteDeadLetters" >> WriteDeadLetters(job.staging, job.output, job.buckets)
+    files_written = (written.files, dead_files) | "AllFiles" >> beam.Flatten()
+    counts = (
+        (read[COUNTS], laid_out[COUNTS], written[COUNTS], *sample_counts)
+        | "AllCounts" >> beam.Flatten()
+        | "SumCounts" >> beam.CombineGlobally(SumCounts())
+    )
+    _ = (files_written, counts) | "Commit" >> CommitOutput(job.output.output, job.staging, job.manifest())
+
+
+def plan_job(input_patterns: list[str], csv: CSVOptions, output: OutputOptions, tuning: ReadTuning,
+             run_id: Optional[str] = None) -> PrepareJob:
+    """Options -> a PrepareJob, checking inputs and output first (ConfigError on a mistake)."""
+    output = dataclasses.replace(output, output=_absolute(output.output))
+    job = PrepareJob(plan_inputs(input_patterns, csv), csv, output, tuning, run_id or new_run_id())
+    check_output(output, job.staging)
+    return job
+
+
+def _absolute(url: str) -> str:
+    import os
+    return url if "://" in url else os.path.abspath(url)
+
+
+def run(job: PrepareJob, beam_args: list[str]) -> dict:
+    """Run the job on the runner the Beam arguments choose; returns the manifest written."""
+    from pipelines.load import load_manifest
+
+    options = PipelineOptions(beam_args)
+    with beam.Pipeline(options=options) as pipeline:
+        build(pipeline, job)
+    return load_manifest(job.output.output)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    from pipelines.cli import main as cli_main
+
+    return cli_main(["prepare", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Contracts shared by every stage: options, Arrow schemas, docarray document classes."""

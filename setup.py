@@ -1,0 +1,36 @@
+"""Packaging for finetune-etl; also usable as Dataflow's --setup_file."""
+from setuptools import setup
+
+BEAM_VERSION = "2.77.0"
+
+setup(
+    name="finetune-etl",
+    version="0.1.0",
+    description="Batch ETL on Apache Beam that turns raw CSV and docarray data into sharded training datasets for embedding fine-tuning.",
+    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=["pipelines", "transforms", "schemas"],
+    install_requires=[
+        f"apache-beam[dask]=={BEAM_VERSION}",
+        "pyarrow>=16,<27",
+        "docarray>=0.40,<0.41",
+        "numpy>=1.26,<3",
+        "fsspec>=2024.2",
+        "gcsfs>=2024.2",
+        "aiohttp>=3.9,<4",
+        "Pillow>=10,<14",
+        "trimesh>=4,<6",
+        "PyYAML>=6,<7",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "hypothesis>=6.100,<7",
+            "gcp-storage-emulator>=2024.8",
+            "pandas>=2,<4",
+            "duckdb>=1,<3",
+        ],
+    },
+    entry_points={"console_scripts": ["finetune-etl=pipelines.cli:main"]},
+)

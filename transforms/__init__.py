@@ -1,0 +1,1 @@
+"""Beam transforms, one module per stage, and the pure functions they call."""

@@ -1,0 +1,164 @@
+"""Find CSV records in raw bytes with vectorized numpy, without parsing field values.
+
+Used to cut large files into byte ranges that start at a record boundary, and to number and count the
+fields of each record so that rows with the wrong field count become dead letters before pyarrow parses.
+
+The scan trusts quote parity (the n-th `"` opens a field when n is even) only when every quote in the
+bytes is where CSV allows it: an opening quote right after a delimiter, a line end, another quote or the
+start, and a closing quote right before one of those or the end. Then parity is exactly Python's csv
+state, so a line end outside quotes is a record boundary. Otherwise the caller falls back to Python's csv.
+"""
+import dataclasses
+from typing import Iterable, Iterator, Optional
+
+import numpy as np
+
+NEWLINE, RETURN, QUOTE = 10, 13, 34
+
+
+@dataclasses.dataclass
+class Records:
+    """Non-empty records of a buffer: byte spans (start inclusive, end exclusive, line end excluded),
+    the 0-based line index where each starts, and its number of fields; all arrays of shape (n,)."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    line_index: np.ndarray
+    fields: np.ndarray
+    multiline: bool
+    has_quotes: bool
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def line_ends(a: np.ndarray, next_byte: Optional[int] = None) -> np.ndarray:
+    """Positions (m,) int64 of line ends in `a`: every `\\n`, and every `\\r` not followed by `\\n`.
+
+    next_byte: the byte after `a` (None at the end of the file), to judge a `\\r` in the last position.
+    """
+    nl = np.flatnonzero(a == NEWLINE)
+    cr = np.flatnonzero(a == RETURN)
+    if not cr.size:
+        return nl
+    following = np.empty(cr.size, dtype=np.int64)
+    inside = cr + 1 < a.size
+    following[inside] = a[cr[inside] + 1]
+    following[~inside] = -1 if next_byte is None else next_byte
+    return np.union1d(nl, cr[following != NEWLINE])
+
+
+def quotes_well_formed(
+    a: np.ndarray, quotes: np.ndarray, parity0: int, delimiter: int,
+    prev_byte: Optional[int] = None, next_byte: Optional[int] = None,
+) -> bool:
+    """Whether every quote at `quotes` (positions in `a`) sits where an opening or closing quote may.
+
+    parity0: number of quotes before `a` modulo 2; prev_byte / next_byte: the bytes around `a`, None at
+    the start / end of the file. Does not check that the total count is even (the caller does, at the end).
+    """
+    if not quotes.size:
+        return True
+    allowed = np.zeros(256, dtype=bool)
+    allowed[[delimiter, NEWLINE, RETURN, QUOTE]] = True
+    padded = np.empty(a.size + 2, dtype=np.int16)
+    padded[1:-1] = a
+    padded[0] = QUOTE if prev_byte is None else prev_byte  # the start of the file allows an opening quote
+    padded[-1] = QUOTE if next_byte is None else next_byte
+    opening = (np.arange(quotes.size) + parity0) % 2 == 0
+    before, after = padded[quotes], padded[quotes + 2]
+    ok_open = allowed[before[opening]]
+    ok_close = allowed[after[~opening]]
+    return bool(ok_open.all() and ok_close.all())
+
+
+def outside_quotes(quotes: np.ndarray, parity0: int, positions: np.ndarray) -> np.ndarray:
+    """Boolean mask (len(positions),): True where a position is outside any quoted field."""
+    if not quotes.size:
+        return np.full(positions.size, parity0 % 2 == 0)
+    return (np.searchsorted(quotes, positions) + parity0) % 2 == 0
+
+
+def scan_records(buf: bytes, delimiter: str, quoting: bool = True) -> Optional[Records]:
+    """Records of a buffer that starts at a record boundary, or None when its quotes are not well formed."""
+    a = np.frombuffer(buf, dtype=np.uint8)
+    delim = ord(delimiter)
+    ends_of_lines = line_ends(a)
+    quotes = np.flatnonzero(a == QUOTE) if quoting else np.empty(0, dtype=np.int64)
+    if quotes.size % 2 or not quotes_well_formed(a, quotes, 0, delim):
+        return None
+    record_ends = ends_of_lines[outside_quotes(quotes, 0, ends_of_lines)]
+    starts = np.concatenate(([0], record_ends + 1)).astype(np.int64)
+    ends = np.concatenate((record_ends, [a.size])).astype(np.int64)
+    # A `\r\n` line end: the `\r` is not content.
+    crlf = (ends > starts) & (ends < a.size)
+    crlf[crlf] = (a[ends[crlf]] == NEWLINE) & (a[ends[crlf] - 1] == RETURN)
+    ends = ends - crlf
+    keep = ends > starts
+    starts, ends = starts[keep], ends[keep]
+    delims = np.flatnonzero(a == delim)
+    delims = delims[outside_quotes(quotes, 0, delims)]
+    fields = np.searchsorted(delims, ends) - np.searchsorted(delims, starts) + 1
+    line_index = np.searchsorted(ends_of_lines, starts)
+    multiline = bool((np.searchsorted(ends_of_lines, ends) > line_index).any())
+    return Records(starts, ends, line_index, fields, multiline, bool(quotes.size))
+
+
+@dataclasses.dataclass
+class SplitPlan:
+    """Where to cut a file: range boundaries (k+1,) and the 0-based line index at each range start (k,).
+    `safe` is False when quotes are not well formed (read the file whole with Python's csv)."""
+
+    boundaries: list
+    line_index: list
+    safe: bool
+    has_quotes: bool
+
+
+def plan_splits(chunks: Iterable[bytes], size: int, range_bytes: int, delimiter: str) -> SplitPlan:
+    """Choose cut points near every `range_bytes` bytes, each just after a line end outside quotes.
+
+    chunks: the file's bytes in order (any chunk sizes); size: the file's size in bytes.
+    """
+    delim = ord(delimiter)
+    boundaries, line_index = [0], [0]
+    target = range_bytes
+    offset, parity, lines_before, has_quotes = 0, 0, 0, False
+    prev_byte = None
+    for a, next_byte in _with_next_byte(chunks):
+        quotes = np.flatnonzero(a == QUOTE)
+        has_quotes |= bool(quotes.size)
+        if not quotes_well_formed(a, quotes, parity, delim, prev_byte, next_byte):
+            return SplitPlan([0, size], [0], False, True)
+        ends_of_lines = line_ends(a, next_byte)
+        record_ends = ends_of_lines[outside_quotes(quotes, parity, ends_of_lines)] + offset
+        while target < size:
+            later = record_ends[record_ends >= target]
+            if not later.size:
+                break
+            cut = int(later[0]) + 1
+            if cut < size:
+                boundaries.append(cut)
+                line_index.append(lines_before + int(np.searchsorted(ends_of_lines + offset, cut)))
+            target = cut + range_bytes
+        lines_before += ends_of_lines.size
+        parity = (parity + quotes.size) % 2
+        prev_byte = int(a[-1]) if a.size else prev_byte
+        offset += a.size
+    if parity:
+        return SplitPlan([0, size], [0], False, True)
+    boundaries.append(size)
+    return SplitPlan(boundaries, line_index, True, has_quotes)
+
+
+def _with_next_byte(chunks: Iterable[bytes]) -> Iterator[tuple]:
+    """(chunk as uint8 array, first byte of the next chunk or None) for each non-empty chunk."""
+    previous = None
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if previous is not None:
+            yield np.frombuffer(previous, dtype=np.uint8), chunk[0]
+        previous = chunk
+    if previous is not None:
+        yield np.frombuffer(previous, dtype=np.uint8), None

@@ -1,0 +1,225 @@
+"""Layout stage: CSV row batches -> candidate document batches, by the run's layout.
+
+labeled: one document per row, label = second column.
+pairs:   query-document rows; the query and each document become documents labelled with the query's
+         text (duplicates are removed later, when documents meet in the write stage). When the two
+         columns hold different modalities it is CLIP data: one two-chunk document per row, no label.
+scores:  one two-chunk document per row with a score in [0, 1] (after --score-scale).
+values:  every cell is an unlabelled document.
+
+A candidate batch has DOCUMENT_SCHEMA's columns without `id`, plus `_key`: a uint64 content hash that
+decides the write bucket, duplicate detection and the id.
+"""
+import dataclasses
+import posixpath
+from typing import Iterator, Optional
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.documents import CHUNK_TYPE, DOCUMENT_SCHEMA, PAIR
+from transforms import modality
+from transforms.counting import COUNTS, DEAD_LETTERS, count, dead_letters
+from transforms.hashing import content_hashes
+
+STAGE = "layout"
+KEY = "_key"
+CANDIDATE_SCHEMA = pa.schema([f for f in DOCUMENT_SCHEMA if f.name != "id"] + [pa.field(KEY, pa.uint64())])
+_ABSOLUTE = r"^([a-zA-Z][a-zA-Z0-9+.-]*://|/)"
+
+
+@dataclasses.dataclass(frozen=True)
+class LayoutSpec:
+    """The run's layout, each content column's modality, and the score divisor."""
+
+    layout: str
+    modalities: tuple
+    score_scale: Optional[float] = None
+
+    @property
+    def is_clip(self) -> bool:
+        return self.layout == "pairs" and len(set(self.modalities)) > 1
+
+    @property
+    def removes_duplicates(self) -> bool:
+        """Pairs keep one document per distinct (content, label); CLIP one per distinct row."""
+        return self.layout == "pairs"
+
+
+def apply_layout(rows: pa.RecordBatch, spec: LayoutSpec) -> tuple[Optional[pa.RecordBatch], list[dict], int]:
+    """A row batch -> (candidate documents or None, dead-letter dicts, rows that became documents)."""
+    content = [rows.column(i) for i in range(len(spec.modalities))]
+    bad_reason = np.full(rows.num_rows, None, dtype=object)
+    bad_class = np.full(rows.num_rows, None, dtype=object)
+    for i, (values, expected) in enumerate(zip(content, spec.modalities)):
+        empty = np.asarray(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0))
+        _reject(bad_reason, bad_class, empty, "empty_value", lambda r, i=i: f"column {i + 1} is empty")
+        if spec.layout == "values":
+            continue
+        kinds = modality.classify(values)
+        wrong = kinds != expected
+        _reject(bad_reason, bad_class, wrong, "modality", lambda r, i=i, k=kinds, e=expected, v=values: (
+            f"column {i + 1} is {_short(v[r].as_py())!r}, which looks like {_a(k[r])}, but column {i + 1} holds "
+            f"{e} elsewhere; pass --modalities to force it"))
+    if spec.layout == "labeled":
+        empty = np.asarray(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(rows.column(1))), 0))
+        _reject(bad_reason, bad_class, empty, "empty_value", lambda r: "the label (column 2) is empty")
+    scores = None
+    if spec.layout == "scores":
+        scores, bad_score = _scores(rows.column(2), spec.score_scale)
+        _reject(bad_reason, bad_class, bad_score, "score", lambda r: _score_reason(rows.column(2)[r].as_py(), spec.score_scale))
+    bad = np.flatnonzero(bad_reason != None)  # noqa: E711 (numpy elementwise)
+    dead = [_dead_letter(rows, int(r), bad_class[r], bad_reason[r]) for r in bad]
+    good = np.flatnonzero(bad_reason == None)  # noqa: E711
+    if not good.size:
+        return None, dead, 0
+    rows = rows.take(pa.array(good))
+    if scores is not None:
+        scores = scores[good]
+    base = posixpath.dirname(rows.column("source_file")[0].as_py())
+    docs = _candidates(rows, spec, scores, base)
+    return docs, dead, int(good.size)
+
+
+def _reject(reasons, classes, mask, reason_class, describe):
+    for r in np.flatnonzero(mask & (reasons == None)):  # noqa: E711
+        reasons[r], classes[r] = describe(r), reason_class
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _a(kind: str) -> str:
+    return {"image": "an image URI", "mesh": "a mesh URI"}.get(kind, "text")
+
+
+def _scores(values: pa.Array, scale: Optional[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Score strings (n,) -> (scores (n,) float64 divided by scale, (n,) bool bad: not a number or outside [0, 1])."""
+    parsed = np.array([_to_float(v) for v in values.to_pylist()], dtype=np.float64)
+    if scale:
+        parsed = parsed / scale
+    bad = ~((parsed >= 0) & (parsed <= 1))  # NaN is bad too
+    return parsed, bad
+
+
+def _to_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def _score_reason(text: str, scale: Optional[float]) -> str:
+    value = _to_float(text)
+    if value != value:
+        return f"score {_short(text)!r} is not a number"
+    scaled = f" (after dividing by --score-scale {scale:g})" if scale else ""
+    hint = "" if scale else "; pass --score-scale to divide scores on another scale (5 for STS-B)"
+    return f"score {text.strip()} is outside [0, 1]{scaled}{hint}"
+
+
+def _dead_letter(rows: pa.RecordBatch, r: int, reason_class: str, reason: str) -> dict:
+    fields = [rows.column(i)[r].as_py() for i in range(rows.num_columns - 2)]
+    return dict(source_file=rows.column("source_file")[r].as_py(), source_row=rows.column("source_row")[r].as_py(),
+                stage=STAGE, reason_class=reason_class, reason=reason, raw=",".join(_quoted(f) for f in fields))
+
+
+def _quoted(field: str) -> str:
+    return '"' + field.replace('"', '""') + '"' if any(c in field for c in ',"\r\n') else field
+
+
+def _content(values: pa.Array, kind: str, base: str) -> dict:
+    """Column values of one modality -> {'text': ...} or {'uri': ...} (relative paths resolved against base)."""
+    if kind == "text":
+        return {"text": values}
+    relative = pc.invert(pc.match_substring_regex(values, _ABSOLUTE))
+    prefix = base + "/" if base else ""
+    uri = pc.if_else(relative, pc.binary_join_element_wise(pa.scalar(prefix), values, ""), values)
+    return {"uri": uri}
+
+
+def _documents(n: int, columns: dict) -> pa.RecordBatch:
+    """A candidate batch of n rows from the given columns; every other column is null."""
+    arrays = [columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in CANDIDATE_SCHEMA]
+    arrays = [a.cast(f.type) if a.type != f.type else a for a, f in zip(arrays, CANDIDATE_SCHEMA)]
+    return pa.RecordBatch.from_arrays(arrays, schema=CANDIDATE_SCHEMA)
+
+
+def _single(values, kind, label, rows, base) -> pa.RecordBatch:
+    n = len(values)
+    columns = dict(_content(values, kind, base), modality=pa.nulls(n, pa.string()).fill_null(kind),
+                   source_file=rows.column("source_file"), source_row=rows.column("source_row"))
+    if label is not None:
+        columns["label"] = label
+    content = columns.get("text", columns.get("uri"))
+    columns[KEY] = pa.array(content_hashes(columns["modality"], content, label if label is not None else pa.nulls(n, pa.string())))
+    return _documents(n, columns)
+
+
+def _chunks(rows, spec, base) -> tuple[pa.Array, list]:
+    """Two content columns -> (list<chunk> array with two chunks per row, hashable columns)."""
+    n = rows.num_rows
+    parts, hashable = [], []
+    for i, kind in enumerate(spec.modalities):
+        content = _content(rows.column(i), kind, base)
+        fields = {f.name: content.get(f.name, pa.nulls(n, f.type)) for f in CHUNK_TYPE}
+        fields["modality"] = pa.nulls(n, pa.string()).fill_null(kind)
+        parts.append(pa.StructArray.from_arrays([fields[f.name] for f in CHUNK_TYPE], fields=list(CHUNK_TYPE)))
+        hashable += [fields["modality"], content.get("text", content.get("uri"))]
+    interleave = pa.array(np.column_stack([np.arange(n), np.arange(n) + n]).ravel())
+    values = pa.concat_arrays(parts).take(interleave)
+    chunks = pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)), values, type=pa.list_(CHUNK_TYPE))
+    return chunks, hashable
+
+
+def _candidates(rows: pa.RecordBatch, spec: LayoutSpec, scores: Optional[np.ndarray], base: str) -> pa.RecordBatch:
+    if spec.layout == "labeled":
+        return _single(rows.column(0), spec.modalities[0], rows.column(1), rows, base)
+    if spec.layout == "values":
+        parts = [_single(rows.column(i), kind, None, rows, base) for i, kind in enumerate(spec.modalities)]
+        return _concat(parts)
+    if spec.layout == "pairs" and not spec.is_clip:
+        query, kind = rows.column(0), spec.modalities[0]
+        return _concat([_single(query, kind, query, rows, base), _single(rows.column(1), kind, query, rows, base)])
+    n = rows.num_rows
+    chunks, hashable = _chunks(rows, spec, base)
+    columns = dict(modality=pa.nulls(n, pa.string()).fill_null(PAIR), chunks=chunks,
+                   source_file=rows.column("source_file"), source_row=rows.column("source_row"))
+    if scores is not None:
+        columns["score"] = pa.array(scores, type=pa.float64())
+        hashable.append(columns["score"])
+    columns[KEY] = pa.array(content_hashes(*hashable))
+    return _documents(n, columns)
+
+
+def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+
+
+class _ApplyLayoutFn(beam.DoFn):
+    def __init__(self, spec: LayoutSpec):
+        self._spec = spec
+
+    def process(self, rows: pa.RecordBatch) -> Iterator:
+        docs, dead, documented = apply_layout(rows, self._spec)
+        if docs is not None:
+            yield docs
+        if dead:
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letters(dead))
+        yield beam.pvalue.TaggedOutput(COUNTS, count(STAGE, rows_documented=documented,
+                                                     candidate_documents=0 if docs is None else docs.num_rows,
+                                                     dead=dead))
+
+
+class ApplyLayout(beam.PTransform):
+    """PCollection[RecordBatch of CSV rows] -> main: candidate RecordBatches; tagged DEAD_LETTERS, COUNTS."""
+
+    def __init__(self, spec: LayoutSpec):
+        super().__init__()
+        self._spec = spec
+
+    def expand(self, rows):
+        return rows | "Layout" >> beam.ParDo(_ApplyLayoutFn(self._spec)).with_outputs(DEAD_LETTERS, COUNTS, main="documents")

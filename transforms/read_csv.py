@@ -1,0 +1,82 @@
+"""Read stage: CSV files -> Arrow row batches, parsed in parallel by byte ranges.
+
+A file larger than `range_bytes` is cut just after line ends that lie outside quoted fields (found by a
+vectorized scan, see csv_scan), so no range starts inside a record; a file whose quotes are not well
+formed, or that needs Python's csv module for another reason, is read whole.
+"""
+from typing import Iterator
+
+import apache_beam as beam
+import fsspec
+
+from schemas.inputs import ByteRange, InputFile
+from schemas.options import ReadTuning
+from transforms.counting import COUNTS, DEAD_LETTERS, count, dead_letters
+from transforms.csv_parse import ascii_compatible, parse_range
+from transforms.csv_scan import plan_splits
+
+STAGE = "read"
+SCAN_CHUNK_BYTES = 16 * 1024 * 1024
+
+
+def plan_ranges(file: InputFile, range_bytes: int) -> list[ByteRange]:
+    """An input file -> the byte ranges to parse, in file order."""
+    if file.size <= range_bytes:
+        return [ByteRange(file, 0, file.size)]
+    whole = [ByteRange(file, 0, file.size, python_csv=True)]
+    if not ascii_compatible(file.encoding):
+        return whole
+    with fsspec.open(file.url, "rb") as handle:
+        plan = plan_splits(iter(lambda: handle.read(SCAN_CHUNK_BYTES), b""), file.size, range_bytes,
+                           file.dialect.delimiter)
+    if not plan.safe or (plan.has_quotes and file.dialect.skipinitialspace):
+        return whole
+    return [ByteRange(file, start, end, first_line=line + 1)
+            for start, end, line in zip(plan.boundaries, plan.boundaries[1:], plan.line_index)]
+
+
+def read_range(rng: ByteRange) -> bytes:
+    with fsspec.open(rng.file.url, "rb") as handle:
+        handle.seek(rng.start)
+        return handle.read(rng.end - rng.start)
+
+
+class _PlanRangesFn(beam.DoFn):
+    def __init__(self, range_bytes: int):
+        self._range_bytes = range_bytes
+
+    def process(self, file: InputFile) -> Iterator[ByteRange]:
+        yield from plan_ranges(file, self._range_bytes)
+
+
+class _ParseRangeFn(beam.DoFn):
+    def __init__(self, batch_rows: int):
+        self._batch_rows = batch_rows
+
+    def process(self, rng: ByteRange) -> Iterator:
+        batches, dead, header = parse_range(read_range(rng), rng, self._batch_rows)
+        yield from batches
+        if dead:
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letters(dead))
+        good = sum(b.num_rows for b in batches)
+        yield beam.pvalue.TaggedOutput(COUNTS, count(
+            STAGE, dead=dead, rows_read=good + len(dead), header_rows=header, bytes_read=rng.end - rng.start,
+            files_read=int(rng.start == 0)))
+
+
+class ReadCsv(beam.PTransform):
+    """PCollection[InputFile] -> main: RecordBatches of rows (f0.., source_file, source_row);
+    tagged DEAD_LETTERS (RecordBatches) and COUNTS (dicts)."""
+
+    def __init__(self, tuning: ReadTuning):
+        super().__init__()
+        self._tuning = tuning
+
+    def expand(self, files):
+        return (
+            files
+            | "PlanRanges" >> beam.ParDo(_PlanRangesFn(self._tuning.range_bytes))
+            | "SpreadRanges" >> beam.Reshuffle()
+            | "ParseRanges" >> beam.ParDo(_ParseRangeFn(self._tuning.batch_rows)).with_outputs(
+                DEAD_LETTERS, COUNTS, main="rows")
+        )

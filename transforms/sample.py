@@ -1,0 +1,101 @@
+"""Sampling stage: keep rows by a hash of their content, so the same rows are kept on every run and runner.
+
+--sampling-rate R keeps a row when its hash, read as a number in [0, 1), is below R.
+--size N then keeps the N rows with the smallest hashes (a uniform sample of N rows); rows with equal
+content tie, and ties are broken by (source_file, source_row).
+"""
+import heapq
+from typing import Iterator, Optional
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+
+from transforms.counting import COUNTS, count
+from transforms.hashing import content_hashes, unit_interval
+
+STAGE = "sample"
+
+
+def row_hashes(rows: pa.RecordBatch) -> np.ndarray:
+    """(n,) uint64 hash of each row's fields (source columns excluded)."""
+    return content_hashes(*[rows.column(i) for i in range(rows.num_columns - 2)])
+
+
+def rank_keys(rows: pa.RecordBatch, hashes: np.ndarray) -> list[tuple]:
+    """(hash, source_file, source_row) of every row: the order in which --size keeps rows."""
+    return list(zip(hashes.tolist(), rows.column("source_file").to_pylist(), rows.column("source_row").to_pylist()))
+
+
+class _KeepRateFn(beam.DoFn):
+    def __init__(self, rate: float):
+        self._rate = rate
+
+    def process(self, rows: pa.RecordBatch) -> Iterator:
+        keep = unit_interval(row_hashes(rows)) < self._rate
+        if keep.any():
+            yield rows.filter(pa.array(keep))
+        yield beam.pvalue.TaggedOutput(COUNTS, count(STAGE, sampled_out=int((~keep).sum())))
+
+
+class _SmallestKeysFn(beam.DoFn):
+    def __init__(self, size: int):
+        self._size = size
+
+    def process(self, rows: pa.RecordBatch) -> Iterator[list]:
+        yield heapq.nsmallest(self._size, rank_keys(rows, row_hashes(rows)))
+
+
+class _SmallestKeys(beam.CombineFn):
+    """Lists of rank keys -> the `size`-th smallest key overall, or None when there are fewer."""
+
+    def __init__(self, size: int):
+        self._size = size
+
+    def create_accumulator(self):
+        return []
+
+    def add_input(self, acc, keys):
+        return heapq.nsmallest(self._size, acc + keys)
+
+    def merge_accumulators(self, accs):
+        return heapq.nsmallest(self._size, [k for acc in accs for k in acc])
+
+    def extract_output(self, acc):
+        return tuple(acc[-1]) if len(acc) >= self._size else None
+
+
+class _KeepUpToFn(beam.DoFn):
+    def process(self, rows: pa.RecordBatch, last: Optional[tuple]) -> Iterator:
+        if last is None:
+            yield rows
+            return
+        keys = rank_keys(rows, row_hashes(rows))
+        keep = np.array([k <= last for k in keys], dtype=bool)
+        if keep.any():
+            yield rows.filter(pa.array(keep))
+        yield beam.pvalue.TaggedOutput(COUNTS, count(STAGE, sampled_out=int((~keep).sum())))
+
+
+class SampleRows(beam.PTransform):
+    """PCollection[RecordBatch of rows] -> main: kept rows; tagged COUNTS (sampled_out)."""
+
+    def __init__(self, size: Optional[int], rate: Optional[float]):
+        super().__init__()
+        self._size, self._rate = size, rate
+
+    def expand(self, rows):
+        counts = []
+        if self._rate is not None and self._rate < 1:
+            result = rows | "KeepRate" >> beam.ParDo(_KeepRateFn(self._rate)).with_outputs(COUNTS, main="rows")
+            rows = result.rows
+            counts.append(result[COUNTS])
+        if self._size is not None:
+            last = (rows
+                    | "SmallestKeys" >> beam.ParDo(_SmallestKeysFn(self._size))
+                    | "SizeThreshold" >> beam.CombineGlobally(_SmallestKeys(self._size)))
+            result = rows | "KeepSize" >> beam.ParDo(_KeepUpToFn(), beam.pvalue.AsSingleton(last)).with_outputs(
+                COUNTS, main="rows")
+            rows = result.rows
+            counts.append(result[COUNTS])
+        return rows, counts
