@@ -88,12 +88,13 @@ def _time_maxrss(path: str) -> int:
     return 0
 
 
-def measure(cmd: list[str], log_base: str, timeout: float) -> dict:
+def measure(cmd: list[str], log_base: str, timeout: float, max_rss: float = float("inf")) -> dict:
     """Run cmd (cwd = repo root); wall time, peak RSS, rc, stderr tail.
 
     Peak RSS is the largest sum of RSS over the process tree seen in 50 ms polls or, if larger,
     the peak of the single biggest process as reported by /usr/bin/time -v (kernel high-water
-    mark, so short peaks between polls cannot escape it).
+    mark, so short peaks between polls cannot escape it).  The tree is killed when it runs longer
+    than `timeout` seconds or its summed RSS exceeds `max_rss` bytes (rc "timeout" / "rss-limit").
     """
     timed = [TIME, "-v", "-o", log_base + ".time", *cmd] if TIME else cmd
     with open(log_base + ".out", "wb") as out, open(log_base + ".err", "wb") as err:
@@ -108,14 +109,15 @@ def measure(cmd: list[str], log_base: str, timeout: float) -> dict:
             try:
                 rc = proc.wait(timeout=POLL_S)
             except subprocess.TimeoutExpired:
-                if time.perf_counter() - t0 > timeout:
+                over = "timeout" if time.perf_counter() - t0 > timeout else "rss-limit" if peak > max_rss else None
+                if over:
                     for p in ps.children(recursive=True) + [ps]:
                         try:
                             p.kill()
                         except psutil.Error:
                             pass
                     proc.wait()
-                    rc = "timeout"
+                    rc = over
         wall = time.perf_counter() - t0
     peak = max(peak, _time_maxrss(log_base + ".time"))
     with open(log_base + ".err", errors="replace") as f:
@@ -170,6 +172,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default="", help="comma-separated subset of variants")
     ap.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per run before it is killed")
+    ap.add_argument("--max-rss-gb", type=float, default=0.8 * psutil.virtual_memory().total / 2**30,
+                    help="kill a run whose process tree exceeds this RSS (default 80%% of RAM)")
     args = ap.parse_args(argv)
     command = shlex.join(["python", "-m", "bench.text_bench", *(sys.argv[1:] if argv is None else argv)])
 
@@ -191,7 +195,7 @@ def main(argv=None) -> None:
         for i in range(args.runs):
             out_dir = cmd[cmd.index("--output") + 1]
             shutil.rmtree(out_dir, ignore_errors=True)
-            r = measure(cmd, os.path.join(args.workdir, "logs", f"{name}-{i}"), args.timeout)
+            r = measure(cmd, os.path.join(args.workdir, "logs", f"{name}-{i}"), args.timeout, args.max_rss_gb * 2**30)
             r["docs"] = count_documents(out_dir) if r["ok"] else None
             print(f"  {name} run {i + 1}: {'ok' if r['ok'] else 'FAILED'} {r['wall']:.2f} s, "
                   f"peak {r['peak'] / 2**20:,.0f} MB, docs {r['docs']}", flush=True)
@@ -211,7 +215,8 @@ def main(argv=None) -> None:
         f"Machine: nproc={nproc}, memory {mem_gib:.1f} GiB, {platform.platform()}, Python {platform.python_version()}, "
         f"apache-beam {metadata.version('apache-beam')}, pyarrow {metadata.version('pyarrow')}  ",
         f"Input: `{os.path.basename(csv_path)}`, {rows:,} rows, {n_bytes:,} bytes, seed {args.seed}; "
-        f"fastest of {args.runs} run(s); peak RSS = sum over the process tree, sampled every 50 ms.",
+        f"fastest of {args.runs} run(s); peak RSS = max(sum over the process tree polled every 50 ms, "
+        "largest single process per /usr/bin/time -v).",
         "", md, "", "Commands:", "",
         *[f"- {name}: `{shlex.join(cmd)}`" for name, cmd in cmds.items()],
     ]

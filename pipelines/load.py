@@ -1,7 +1,6 @@
 """Read a prepared dataset back, from any fsspec URL, using its manifest."""
 import json
 
-import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from docarray import DocList

@@ -89,13 +89,13 @@ def build(pipeline: beam.Pipeline, job: PrepareJob) -> None:
     read = files | "ReadCsv" >> ReadCsv(job.tuning)
     rows, sample_counts = read.rows | "SampleRows" >> SampleRows(job.csv.size, job.csv.sampling_rate)
     laid_out = rows | "ApplyLayout" >> ApplyLayout(job.layout)
-    written = laid_out.documents | "WriteDocuments" >> WriteDocuments(
+    document_files, write_counts = laid_out.documents | "WriteDocuments" >> WriteDocuments(
         job.staging, job.output, job.buckets, job.layout.removes_duplicates)
     dead = (read[DEAD_LETTERS], laid_out[DEAD_LETTERS]) | "AllDeadLetters" >> beam.Flatten()
     dead_files = dead | "WriteDeadLetters" >> WriteDeadLetters(job.staging, job.output, job.buckets)
-    files_written = (written.files, dead_files) | "AllFiles" >> beam.Flatten()
+    files_written = (document_files, dead_files) | "AllFiles" >> beam.Flatten()
     counts = (
-        (read[COUNTS], laid_out[COUNTS], written[COUNTS], *sample_counts)
+        (read[COUNTS], laid_out[COUNTS], write_counts, *sample_counts)
         | "AllCounts" >> beam.Flatten()
         | "SumCounts" >> beam.CombineGlobally(SumCounts())
     )
@@ -121,9 +121,19 @@ def run(job: PrepareJob, beam_args: list[str]) -> dict:
     from pipelines.load import load_manifest
 
     options = PipelineOptions(beam_args)
-    with beam.Pipeline(options=options) as pipeline:
+    with beam.Pipeline(runner=_runner(options), options=options) as pipeline:
         build(pipeline, job)
     return load_manifest(job.output.output)
+
+
+def _runner(options: PipelineOptions):
+    """The DirectRunner's FnApiRunner engine when the DirectRunner is asked for (or nothing is):
+    Beam's default DirectRunner first tries Prism, which downloads a binary from the internet."""
+    from apache_beam.options.pipeline_options import StandardOptions
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    name = options.view_as(StandardOptions).runner
+    return FnApiRunner() if name in (None, "DirectRunner", "direct") else None
 
 
 def main(argv: Optional[list[str]] = None) -> int:

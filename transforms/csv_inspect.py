@@ -8,7 +8,6 @@ import csv
 import io
 from typing import Optional
 
-import numpy as np
 import pyarrow as pa
 
 from schemas.inputs import NAMED_DIALECTS, Dialect
@@ -118,7 +117,3 @@ def detect_modalities(layout: str, fields: int, records: list[list[str]], forced
         found.append(modality.majority(modality.classify(values)) if len(values) else "text")
     return tuple(found)
 
-
-def merge_column_modalities(per_file: list[tuple]) -> tuple:
-    """One modality per column over all files: the majority of the files' own choices."""
-    return tuple(modality.majority(np.array(column, dtype=object)) for column in zip(*per_file))

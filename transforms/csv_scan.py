@@ -59,17 +59,14 @@ def quotes_well_formed(
     """
     if not quotes.size:
         return True
-    allowed = np.zeros(256, dtype=bool)
-    allowed[[delimiter, NEWLINE, RETURN, QUOTE]] = True
-    padded = np.empty(a.size + 2, dtype=np.int16)
-    padded[1:-1] = a
-    padded[0] = QUOTE if prev_byte is None else prev_byte  # the start of the file allows an opening quote
-    padded[-1] = QUOTE if next_byte is None else next_byte
+    allowed = np.zeros(257, dtype=bool)  # index 256 stands for the start or end of the file
+    allowed[[delimiter, NEWLINE, RETURN, QUOTE, 256]] = True
+    before = a[np.maximum(quotes - 1, 0)].astype(np.int16)
+    before[quotes == 0] = 256 if prev_byte is None else prev_byte
+    after = a[np.minimum(quotes + 1, a.size - 1)].astype(np.int16)
+    after[quotes + 1 >= a.size] = 256 if next_byte is None else next_byte
     opening = (np.arange(quotes.size) + parity0) % 2 == 0
-    before, after = padded[quotes], padded[quotes + 2]
-    ok_open = allowed[before[opening]]
-    ok_close = allowed[after[~opening]]
-    return bool(ok_open.all() and ok_close.all())
+    return bool(allowed[before[opening]].all() and allowed[after[~opening]].all())
 
 
 def outside_quotes(quotes: np.ndarray, parity0: int, positions: np.ndarray) -> np.ndarray:

@@ -22,10 +22,9 @@ import pyarrow.compute as pc
 from schemas.documents import CHUNK_TYPE, DOCUMENT_SCHEMA, PAIR
 from transforms import modality
 from transforms.counting import COUNTS, DEAD_LETTERS, count, dead_letters
-from transforms.hashing import content_hashes
+from transforms.document_keys import KEY, document_keys
 
 STAGE = "layout"
-KEY = "_key"
 CANDIDATE_SCHEMA = pa.schema([f for f in DOCUMENT_SCHEMA if f.name != "id"] + [pa.field(KEY, pa.uint64())])
 _ABSOLUTE = r"^([a-zA-Z][a-zA-Z0-9+.-]*://|/)"
 
@@ -59,9 +58,9 @@ def apply_layout(rows: pa.RecordBatch, spec: LayoutSpec) -> tuple[Optional[pa.Re
         if spec.layout == "values":
             continue
         kinds = modality.classify(values)
-        wrong = kinds != expected
+        wrong = kinds != modality.KINDS.index(expected)
         _reject(bad_reason, bad_class, wrong, "modality", lambda r, i=i, k=kinds, e=expected, v=values: (
-            f"column {i + 1} is {_short(v[r].as_py())!r}, which looks like {_a(k[r])}, but column {i + 1} holds "
+            f"column {i + 1} is {_short(v[r].as_py())!r}, which looks like {_a(modality.KINDS[k[r]])}, but column {i + 1} holds "
             f"{e} elsewhere; pass --modalities to force it"))
     if spec.layout == "labeled":
         empty = np.asarray(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(rows.column(1))), 0))
@@ -154,28 +153,30 @@ def _single(values, kind, label, rows, base) -> pa.RecordBatch:
                    source_file=rows.column("source_file"), source_row=rows.column("source_row"))
     if label is not None:
         columns["label"] = label
-    content = columns.get("text", columns.get("uri"))
-    columns[KEY] = pa.array(content_hashes(columns["modality"], content, label if label is not None else pa.nulls(n, pa.string())))
     return _documents(n, columns)
 
 
-def _chunks(rows, spec, base) -> tuple[pa.Array, list]:
-    """Two content columns -> (list<chunk> array with two chunks per row, hashable columns)."""
+def _chunks(rows, spec, base) -> pa.Array:
+    """Two content columns -> list<chunk> array with two chunks per row, in column order."""
     n = rows.num_rows
-    parts, hashable = [], []
+    parts = []
     for i, kind in enumerate(spec.modalities):
         content = _content(rows.column(i), kind, base)
         fields = {f.name: content.get(f.name, pa.nulls(n, f.type)) for f in CHUNK_TYPE}
         fields["modality"] = pa.nulls(n, pa.string()).fill_null(kind)
         parts.append(pa.StructArray.from_arrays([fields[f.name] for f in CHUNK_TYPE], fields=list(CHUNK_TYPE)))
-        hashable += [fields["modality"], content.get("text", content.get("uri"))]
     interleave = pa.array(np.column_stack([np.arange(n), np.arange(n) + n]).ravel())
     values = pa.concat_arrays(parts).take(interleave)
-    chunks = pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)), values, type=pa.list_(CHUNK_TYPE))
-    return chunks, hashable
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)), values, type=pa.list_(CHUNK_TYPE))
 
 
 def _candidates(rows: pa.RecordBatch, spec: LayoutSpec, scores: Optional[np.ndarray], base: str) -> pa.RecordBatch:
+    """Valid rows -> candidate documents with their content keys."""
+    docs = _documents_of_layout(rows, spec, scores, base)
+    return docs.set_column(docs.schema.get_field_index(KEY), KEY, pa.array(document_keys(docs), type=pa.uint64()))
+
+
+def _documents_of_layout(rows, spec, scores, base) -> pa.RecordBatch:
     if spec.layout == "labeled":
         return _single(rows.column(0), spec.modalities[0], rows.column(1), rows, base)
     if spec.layout == "values":
@@ -185,13 +186,10 @@ def _candidates(rows: pa.RecordBatch, spec: LayoutSpec, scores: Optional[np.ndar
         query, kind = rows.column(0), spec.modalities[0]
         return _concat([_single(query, kind, query, rows, base), _single(rows.column(1), kind, query, rows, base)])
     n = rows.num_rows
-    chunks, hashable = _chunks(rows, spec, base)
-    columns = dict(modality=pa.nulls(n, pa.string()).fill_null(PAIR), chunks=chunks,
+    columns = dict(modality=pa.nulls(n, pa.string()).fill_null(PAIR), chunks=_chunks(rows, spec, base),
                    source_file=rows.column("source_file"), source_row=rows.column("source_row"))
     if scores is not None:
         columns["score"] = pa.array(scores, type=pa.float64())
-        hashable.append(columns["score"])
-    columns[KEY] = pa.array(content_hashes(*hashable))
     return _documents(n, columns)
 
 
@@ -222,4 +220,5 @@ class ApplyLayout(beam.PTransform):
         self._spec = spec
 
     def expand(self, rows):
-        return rows | "Layout" >> beam.ParDo(_ApplyLayoutFn(self._spec)).with_outputs(DEAD_LETTERS, COUNTS, main="documents")
+        return rows | "Layout" >> beam.ParDo(_ApplyLayoutFn(self._spec)).with_output_types(
+            pa.RecordBatch).with_outputs(DEAD_LETTERS, COUNTS, main="documents")

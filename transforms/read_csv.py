@@ -8,9 +8,11 @@ from typing import Iterator
 
 import apache_beam as beam
 import fsspec
+import pyarrow as pa
 
 from schemas.inputs import ByteRange, InputFile
 from schemas.options import ReadTuning
+from transforms import arrow_coder  # noqa: F401 (registers the RecordBatch coder)
 from transforms.counting import COUNTS, DEAD_LETTERS, count, dead_letters
 from transforms.csv_parse import ascii_compatible, parse_range
 from transforms.csv_scan import plan_splits
@@ -77,6 +79,6 @@ class ReadCsv(beam.PTransform):
             files
             | "PlanRanges" >> beam.ParDo(_PlanRangesFn(self._tuning.range_bytes))
             | "SpreadRanges" >> beam.Reshuffle()
-            | "ParseRanges" >> beam.ParDo(_ParseRangeFn(self._tuning.batch_rows)).with_outputs(
-                DEAD_LETTERS, COUNTS, main="rows")
+            | "ParseRanges" >> beam.ParDo(_ParseRangeFn(self._tuning.batch_rows)).with_output_types(
+                pa.RecordBatch).with_outputs(DEAD_LETTERS, COUNTS, main="rows")
         )

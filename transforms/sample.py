@@ -87,15 +87,16 @@ class SampleRows(beam.PTransform):
     def expand(self, rows):
         counts = []
         if self._rate is not None and self._rate < 1:
-            result = rows | "KeepRate" >> beam.ParDo(_KeepRateFn(self._rate)).with_outputs(COUNTS, main="rows")
+            result = rows | "KeepRate" >> beam.ParDo(_KeepRateFn(self._rate)).with_output_types(
+                pa.RecordBatch).with_outputs(COUNTS, main="rows")
             rows = result.rows
             counts.append(result[COUNTS])
         if self._size is not None:
             last = (rows
                     | "SmallestKeys" >> beam.ParDo(_SmallestKeysFn(self._size))
                     | "SizeThreshold" >> beam.CombineGlobally(_SmallestKeys(self._size)))
-            result = rows | "KeepSize" >> beam.ParDo(_KeepUpToFn(), beam.pvalue.AsSingleton(last)).with_outputs(
-                COUNTS, main="rows")
+            result = rows | "KeepSize" >> beam.ParDo(_KeepUpToFn(), beam.pvalue.AsSingleton(last)).with_output_types(
+                pa.RecordBatch).with_outputs(COUNTS, main="rows")
             rows = result.rows
             counts.append(result[COUNTS])
         return rows, counts

@@ -1,5 +1,4 @@
 """Small fsspec helpers: every read and write takes a URL; local paths are URLs too."""
-import io
 import posixpath
 
 import fsspec
@@ -36,3 +35,18 @@ def write_parquet(table: pa.Table, url: str) -> int:
     with fs.open(path, "wb") as handle:
         pq.write_table(table, handle, compression="zstd", row_group_size=PARQUET_ROW_GROUP)
     return fs.size(path)
+
+
+def write_arrow(table: pa.Table, url: str) -> None:
+    """Write a table as an lz4-compressed Arrow IPC file (the shuffle's spill format)."""
+    fs, path = filesystem(url)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with fs.open(path, "wb") as handle, pa.ipc.new_file(handle, table.schema, options=options) as writer:
+        writer.write_table(table)
+
+
+def read_arrow(url: str) -> pa.Table:
+    fs, path = filesystem(url)
+    with fs.open(path, "rb") as handle:
+        return pa.ipc.open_file(handle).read_all()

@@ -1,27 +1,31 @@
 """Write stage: candidate documents and dead letters -> sharded files in the run's staging folder.
 
-The stage's one shuffle: candidate batches are cut by `_key % buckets` and grouped, so equal documents
-meet in one bucket. There they are sorted by key, numbered by occurrence (k = 0, 1, ...), deduplicated
-where the layout says so (k > 0 dropped), given ids (hex key, plus `-k` for k > 0) and written as shards
-of at most `shard_rows` rows and `shard_bytes` bytes. Emits one descriptor dict per file written.
+The one shuffle goes through the staging folder, so no runner holds the dataset in memory: each worker
+cuts its candidate batches by `_key % buckets`, buffers them per bucket and spills them as Arrow IPC files
+(`spill/bNNNNN/<uuid>.arrow`); only (bucket, path) pairs are grouped. A bucket's writer then reads its
+files, sorts by key, numbers equal documents by occurrence (k = 0, 1, ...), drops repeats where the layout
+removes duplicates, gives ids (the hex key, plus `-k` for k > 0) and writes shards of at most `shard_rows`
+rows and about `shard_bytes` bytes. Emits one descriptor dict per file written.
 """
 import math
+import uuid
 from typing import Iterator
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from apache_beam.transforms.window import GlobalWindows
 
 from schemas.docarray_docs import docs_to_bytes, table_to_docs
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
 from schemas.options import OutputOptions
 from transforms.counting import COUNTS, count
-from transforms.layout import KEY
-from transforms.storage import join_url, write_bytes, write_parquet
+from transforms.document_keys import KEY, hex_ids, repeats, sort_order
+from transforms.storage import join_url, read_arrow, write_arrow, write_bytes, write_parquet
 
 STAGE = "write"
+SPILL_BYTES = 64 * 1024 * 1024
 
 
 def split_by_bucket(batch: pa.RecordBatch, keys: np.ndarray, buckets: int) -> Iterator[tuple]:
@@ -34,19 +38,31 @@ def split_by_bucket(batch: pa.RecordBatch, keys: np.ndarray, buckets: int) -> It
         yield int(sorted_buckets[start]), batch.take(pa.array(order[start:end]))
 
 
+def drop_repeats(table: pa.Table) -> tuple[pa.Table, int]:
+    """Candidates -> (the same without any repeat of an earlier document, number removed); order kept."""
+    repeat = repeats(table, sort_order(table))
+    return (table.filter(pa.array(~repeat)) if repeat.any() else table), int(repeat.sum())
+
+
 def finish_documents(table: pa.Table, remove_duplicates: bool) -> tuple[pa.Table, int]:
-    """Candidates of one bucket -> (documents of DOCUMENT_SCHEMA sorted by id, duplicates removed)."""
-    table = table.sort_by([(KEY, "ascending"), ("source_file", "ascending"), ("source_row", "ascending")])
-    keys = table.column(KEY).to_numpy()
-    first_of_run = np.r_[True, keys[1:] != keys[:-1]] if keys.size else np.zeros(0, dtype=bool)
-    run_start = np.maximum.accumulate(np.where(first_of_run, np.arange(keys.size), 0)) if keys.size else keys
-    occurrence = np.arange(keys.size) - run_start
+    """Candidates of one bucket -> (documents of DOCUMENT_SCHEMA sorted by id, duplicates removed).
+
+    Ids are the hex key, plus `-k` for the k-th later document with the same key (kept repeats)."""
+    table = table.take(pa.array(sort_order(table)))
     removed = 0
     if remove_duplicates:
-        removed = int((occurrence > 0).sum())
-        table, keys, occurrence = table.filter(pa.array(occurrence == 0)), keys[occurrence == 0], occurrence[occurrence == 0]
-    ids = [f"{k:016x}" if n == 0 else f"{k:016x}-{n}" for k, n in zip(keys.tolist(), occurrence.tolist())]
-    table = table.drop_columns([KEY]).add_column(0, "id", pa.array(ids, type=pa.string()))
+        repeat = repeats(table, np.arange(table.num_rows))
+        table, removed = table.filter(pa.array(~repeat)), int(repeat.sum())
+    keys = table.column(KEY).to_numpy()
+    ids = hex_ids(keys)
+    again = np.flatnonzero(np.r_[False, keys[1:] == keys[:-1]]) if keys.size else keys
+    if again.size:
+        run_start = np.maximum.accumulate(np.where(np.r_[True, keys[1:] != keys[:-1]], np.arange(keys.size), 0))
+        suffixed = ids.to_pylist()
+        for i in again.tolist():
+            suffixed[i] += f"-{i - run_start[i]}"
+        ids = pa.array(suffixed, type=pa.string())
+    table = table.drop_columns([KEY]).add_column(0, "id", ids)
     return table.cast(DOCUMENT_SCHEMA), removed
 
 
@@ -57,15 +73,56 @@ def shard_slices(num_rows: int, num_bytes: int, options: OutputOptions) -> list[
     return [(int(a), int(b - a)) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
+class _SpillFn(beam.DoFn):
+    """Candidate batches -> (bucket, spill file path), buffering per bucket up to SPILL_BYTES per worker;
+    tagged COUNTS (repeats already removed here)."""
+
+    def __init__(self, staging: str, buckets: int, remove_duplicates: bool):
+        self._staging, self._buckets, self._remove = staging, buckets, remove_duplicates
+
+    def start_bundle(self):
+        self._pending: dict[int, list] = {}
+        self._pending_bytes = 0
+
+    def process(self, batch: pa.RecordBatch) -> Iterator:
+        for bucket, part in split_by_bucket(batch, batch.column(KEY).to_numpy(), self._buckets):
+            self._pending.setdefault(bucket, []).append(part)
+            self._pending_bytes += part.nbytes
+        if self._pending_bytes >= SPILL_BYTES:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        for output in self._flush():
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(output.tag, GlobalWindows.windowed_value(output.value))
+            else:
+                yield GlobalWindows.windowed_value(output)
+
+    def _flush(self) -> Iterator:
+        removed = 0
+        for bucket in sorted(self._pending):
+            table = pa.Table.from_batches(self._pending[bucket])
+            if self._remove:
+                table, repeats = drop_repeats(table)
+                removed += repeats
+            path = join_url(self._staging, "spill", f"b{bucket:05d}", f"{uuid.uuid4().hex}.arrow")
+            write_arrow(table, path)
+            yield bucket, path
+        self._pending, self._pending_bytes = {}, 0
+        if removed:
+            yield beam.pvalue.TaggedOutput(COUNTS, count(STAGE, duplicates_removed=removed))
+
+
 class _WriteBucketFn(beam.DoFn):
-    """(bucket, [candidate batches]) -> descriptors of the files written; tagged COUNTS."""
+    """(bucket, [spill paths]) -> descriptors of the files written; tagged COUNTS."""
 
     def __init__(self, staging: str, options: OutputOptions, remove_duplicates: bool):
         self._staging, self._options, self._remove = staging, options, remove_duplicates
 
     def process(self, element) -> Iterator:
-        bucket, batches = element
-        table, removed = finish_documents(pa.Table.from_batches(list(batches)), self._remove)
+        bucket, paths = element
+        table = pa.concat_tables([read_arrow(p) for p in sorted(paths)])
+        table, removed = finish_documents(table, self._remove)
         for part, (offset, length) in enumerate(shard_slices(table.num_rows, table.nbytes, self._options)):
             shard = table.slice(offset, length)
             name = f"b{bucket:05d}-{part:04d}"
@@ -101,14 +158,16 @@ class WriteDocuments(beam.PTransform):
         self._staging, self._options, self._buckets, self._remove = staging, options, buckets, remove_duplicates
 
     def expand(self, candidates):
-        buckets = self._buckets
-        return (
-            candidates
-            | "CutByBucket" >> beam.FlatMap(lambda b: split_by_bucket(b, b.column(KEY).to_numpy(), buckets))
+        spilled = candidates | "SpillToBuckets" >> beam.ParDo(
+            _SpillFn(self._staging, self._buckets, self._remove)).with_outputs(COUNTS, main="paths")
+        written = (
+            spilled.paths
             | "GroupByBucket" >> beam.GroupByKey()
             | "WriteBuckets" >> beam.ParDo(_WriteBucketFn(self._staging, self._options, self._remove)).with_outputs(
                 COUNTS, main="files")
         )
+        counts = (spilled[COUNTS], written[COUNTS]) | "WriteCounts" >> beam.Flatten()
+        return written.files, counts
 
 
 class WriteDeadLetters(beam.PTransform):

@@ -1,0 +1,97 @@
+"""Configuration mistakes stop `python -m pipelines.prepare` with one line on stderr and no traceback."""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+PAIRS = "Rice dishes,Chicken curry\nPasta dishes,Spaghetti\n"
+SCORES = "The weather is nice,The weather is beautiful,0.9\nThe weather is nice,The weather is bad,0\n"
+
+
+def prepare(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines.prepare", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_config_error(result: subprocess.CompletedProcess) -> str:
+    """Non-zero exit, exactly one stderr line `finetune-etl: error: ...`, no traceback; returns the line."""
+    lines = result.stderr.splitlines()
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("finetune-etl: error:"), result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def pairs_csv(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text(PAIRS)
+    return path
+
+
+def test_empty_glob(tmp_path):
+    line = assert_config_error(prepare("--input", tmp_path / "nothing-*.csv", "--output", tmp_path / "out"))
+    assert "nothing-*.csv" in line
+
+
+def test_missing_file(tmp_path):
+    line = assert_config_error(prepare("--input", tmp_path / "missing.csv", "--output", tmp_path / "out"))
+    assert "missing.csv" in line
+
+
+def test_unwritable_output_under_a_regular_file(tmp_path, pairs_csv):
+    """--output below a regular file cannot be created."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert_config_error(prepare("--input", pairs_csv, "--output", blocker / "out"))
+    assert blocker.read_text() == "not a folder"
+
+
+def test_is_labeled_contradicts_layout_scores(tmp_path, pairs_csv):
+    line = assert_config_error(prepare("--input", pairs_csv, "--output", tmp_path / "out",
+                                       "--is-labeled", "--layout", "scores"))
+    assert "--is-labeled" in line
+
+
+def test_layout_scores_on_two_column_file(tmp_path, pairs_csv):
+    line = assert_config_error(prepare("--input", pairs_csv, "--output", tmp_path / "out", "--layout", "scores"))
+    assert "scores" in line
+
+
+def test_sampling_rate_above_one(tmp_path, pairs_csv):
+    line = assert_config_error(prepare("--input", pairs_csv, "--output", tmp_path / "out", "--sampling-rate", "2"))
+    assert "--sampling-rate" in line
+
+
+def test_config_error_writes_nothing(tmp_path, pairs_csv):
+    """A configuration error leaves no dataset behind (no _SUCCESS, no manifest)."""
+    out = tmp_path / "out"
+    assert_config_error(prepare("--input", pairs_csv, "--output", out, "--layout", "scores"))
+    assert not (out / "_SUCCESS").exists() and not (out / "manifest.json").exists()
+
+
+def test_existing_complete_output_needs_overwrite(tmp_path):
+    """A second run into a complete dataset fails without --overwrite and succeeds with it (new content)."""
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(PAIRS)
+    second.write_text(SCORES)
+    out = tmp_path / "out"
+    done = prepare("--input", first, "--output", out)
+    assert done.returncode == 0, done.stderr
+    assert (out / "_SUCCESS").exists()
+
+    line = assert_config_error(prepare("--input", second, "--output", out))
+    assert "--overwrite" in line
+
+    replaced = prepare("--input", second, "--output", out, "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert "Traceback" not in replaced.stderr
+    import pipelines
+    manifest = pipelines.load_manifest(str(out))
+    assert manifest["layout"] == "scores"
+    assert manifest["counts"]["documents_written"] == 2
+    assert pipelines.load_table(str(out)).num_rows == 2
+    assert not list(out.glob("_staging-*"))

@@ -1,0 +1,75 @@
+"""What makes two candidate documents the same: their content columns, hashed into `_key` and compared
+exactly where keys repeat."""
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from transforms.hashing import content_hashes
+
+KEY = "_key"
+_FLAT = ("modality", "text", "uri", "label", "score")
+_CHUNK = ("modality", "text", "uri")
+
+
+def content_columns(docs) -> list[pa.Array]:
+    """Candidate batch or table -> the columns that define a document's content, chunk fields included
+    (chunk i's fields for i in 0, 1 of two-chunk documents)."""
+    columns = [_array(docs.column(name)) for name in _FLAT]
+    chunks = _array(docs.column("chunks"))
+    if chunks.null_count < len(chunks):
+        lengths = np.asarray(pc.fill_null(pc.list_value_length(chunks), 0))
+        values = pc.list_flatten(chunks)
+        starts = np.r_[0, np.cumsum(lengths)[:-1]]
+        for i in range(int(lengths.max(initial=0))):
+            present = lengths > i
+            index = pa.array(np.where(present, starts + i, 0), mask=~present)
+            picked = values.take(index)
+            columns += [picked.field(name) for name in _CHUNK]
+    return columns
+
+
+def document_keys(docs) -> np.ndarray:
+    """(n,) uint64 content hash of each candidate document."""
+    return content_hashes(*content_columns(docs))
+
+
+def sort_order(docs) -> np.ndarray:
+    """(n,) indices that order documents by (key, source_file, source_row): the output order."""
+    files = pc.dictionary_encode(_array(docs.column("source_file")).fill_null(""))
+    rank = np.empty(len(files.dictionary), dtype=np.int64)
+    rank[np.asarray(pc.sort_indices(files.dictionary))] = np.arange(len(files.dictionary))
+    file_rank = rank[files.indices.to_numpy(zero_copy_only=False)]
+    rows = np.asarray(pc.fill_null(_array(docs.column("source_row")), -1))
+    return np.lexsort((rows, file_rank, _array(docs.column(KEY)).to_numpy()))
+
+
+def repeats(docs, order: np.ndarray) -> np.ndarray:
+    """(n,) bool, by position in `docs`: True where a document, taken in `order`, has the same key and
+    exactly the same content as the one before it."""
+    keys = _array(docs.column(KEY)).to_numpy()[order]
+    later_pos = np.flatnonzero(keys[1:] == keys[:-1]) + 1
+    mask = np.zeros(len(order), dtype=bool)
+    if not later_pos.size:
+        return mask
+    later, earlier = pa.array(order[later_pos]), pa.array(order[later_pos - 1])
+    same = np.ones(later_pos.size, dtype=bool)
+    for column in content_columns(docs):
+        a, b = column.take(later), column.take(earlier)
+        equal = pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(a.is_null(), b.is_null()))
+        same &= np.asarray(equal)
+    mask[order[later_pos][same]] = True
+    return mask
+
+
+def hex_ids(keys: np.ndarray) -> pa.Array:
+    """(n,) uint64 keys -> string array of 16 lowercase hex digits each."""
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    shifts = np.arange(60, -4, -4, dtype=np.uint64)
+    nibbles = ((keys[:, None] >> shifts) & np.uint64(15)).astype(np.uint8)
+    text = digits[nibbles].tobytes()
+    offsets = pa.py_buffer(np.arange(0, 16 * (len(keys) + 1), 16, dtype=np.int32).tobytes())
+    return pa.Array.from_buffers(pa.string(), len(keys), [None, offsets, pa.py_buffer(text)])
+
+
+def _array(column) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
