@@ -17,8 +17,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.inputs import InputPlan, plan_inputs
 from schemas.options import ConfigError, CSVOptions, OutputOptions, ReadTuning
 from transforms.commit import SUCCESS, CommitOutput
-from transforms.counting import COUNTS, DEAD_LETTERS, SumCounts
+from transforms.counting import SumCounts
 from transforms.layout import ApplyLayout, LayoutSpec
+from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN
 from transforms.read_csv import ReadCsv
 from transforms.sample import SampleRows
 from transforms.storage import filesystem, join_url, write_bytes
@@ -87,9 +88,9 @@ def build(pipeline: beam.Pipeline, job: PrepareJob) -> None:
     """Add the prepare job's stages to a pipeline."""
     files = pipeline | "Inputs" >> beam.Create(list(job.inputs.files))
     read = files | "ReadCsv" >> ReadCsv(job.tuning)
-    rows, sample_counts = read.rows | "SampleRows" >> SampleRows(job.csv.size, job.csv.sampling_rate)
+    rows, sample_counts = read[MAIN] | "SampleRows" >> SampleRows(job.csv.size, job.csv.sampling_rate)
     laid_out = rows | "ApplyLayout" >> ApplyLayout(job.layout)
-    document_files, write_counts = laid_out.documents | "WriteDocuments" >> WriteDocuments(
+    document_files, write_counts = laid_out[MAIN] | "WriteDocuments" >> WriteDocuments(
         job.staging, job.output, job.buckets, job.layout.removes_duplicates)
     dead = (read[DEAD_LETTERS], laid_out[DEAD_LETTERS]) | "AllDeadLetters" >> beam.Flatten()
     dead_files = dead | "WriteDeadLetters" >> WriteDeadLetters(job.staging, job.output, job.buckets)

@@ -98,5 +98,5 @@ class ReadTuning:
     per write bucket (the unit the shuffle groups and one worker sorts in memory)."""
 
     range_bytes: int = 64 * 1024 * 1024
-    batch_rows: int = 65_536
+    batch_rows: int = 131_072
     bucket_bytes: int = 64 * 1024 * 1024

@@ -1,4 +1,4 @@
-"""Accounting shared by every stage: tagged outputs for dead letters and counts, and how counts merge.
+"""Accounting shared by every stage: count dicts, dead-letter batches, and how counts merge.
 
 Counts travel as data (small dicts summed by CombineGlobally) so the manifest gets them on any runner;
 each count is also a Beam metrics counter (namespace `finetune_etl`) for runner UIs.
@@ -11,8 +11,6 @@ import pyarrow as pa
 
 from schemas.documents import dead_letter_batch
 
-DEAD_LETTERS = "dead_letters"
-COUNTS = "counts"
 NAMESPACE = "finetune_etl"
 
 

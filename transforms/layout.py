@@ -21,8 +21,9 @@ import pyarrow.compute as pc
 
 from schemas.documents import CHUNK_TYPE, DOCUMENT_SCHEMA, PAIR
 from transforms import modality
-from transforms.counting import COUNTS, DEAD_LETTERS, count, dead_letters
+from transforms.counting import count, dead_letters
 from transforms.document_keys import KEY, document_keys
+from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN, Output, SplitOutputs
 
 STAGE = "layout"
 CANDIDATE_SCHEMA = pa.schema([f for f in DOCUMENT_SCHEMA if f.name != "id"] + [pa.field(KEY, pa.uint64())])
@@ -204,21 +205,21 @@ class _ApplyLayoutFn(beam.DoFn):
     def process(self, rows: pa.RecordBatch) -> Iterator:
         docs, dead, documented = apply_layout(rows, self._spec)
         if docs is not None:
-            yield docs
+            yield Output(MAIN, docs)
         if dead:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letters(dead))
-        yield beam.pvalue.TaggedOutput(COUNTS, count(STAGE, rows_documented=documented,
+            yield Output(DEAD_LETTERS, dead_letters(dead))
+        yield Output(COUNTS, count(STAGE, rows_documented=documented,
                                                      candidate_documents=0 if docs is None else docs.num_rows,
                                                      dead=dead))
 
 
 class ApplyLayout(beam.PTransform):
-    """PCollection[RecordBatch of CSV rows] -> main: candidate RecordBatches; tagged DEAD_LETTERS, COUNTS."""
+    """PCollection[RecordBatch of CSV rows] -> {MAIN: candidate RecordBatches, DEAD_LETTERS, COUNTS}."""
 
     def __init__(self, spec: LayoutSpec):
         super().__init__()
         self._spec = spec
 
     def expand(self, rows):
-        return rows | "Layout" >> beam.ParDo(_ApplyLayoutFn(self._spec)).with_output_types(
-            pa.RecordBatch).with_outputs(DEAD_LETTERS, COUNTS, main="documents")
+        outputs = rows | "Layout" >> beam.ParDo(_ApplyLayoutFn(self._spec)).with_output_types(Output)
+        return outputs | "Split" >> SplitOutputs((MAIN, DEAD_LETTERS, COUNTS), pa.RecordBatch)

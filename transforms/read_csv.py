@@ -12,10 +12,10 @@ import pyarrow as pa
 
 from schemas.inputs import ByteRange, InputFile
 from schemas.options import ReadTuning
-from transforms import arrow_coder  # noqa: F401 (registers the RecordBatch coder)
-from transforms.counting import COUNTS, DEAD_LETTERS, count, dead_letters
+from transforms.counting import count, dead_letters
 from transforms.csv_parse import ascii_compatible, parse_range
 from transforms.csv_scan import plan_splits
+from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN, Output, SplitOutputs
 
 STAGE = "read"
 SCAN_CHUNK_BYTES = 16 * 1024 * 1024
@@ -57,28 +57,41 @@ class _ParseRangeFn(beam.DoFn):
 
     def process(self, rng: ByteRange) -> Iterator:
         batches, dead, header = parse_range(read_range(rng), rng, self._batch_rows)
-        yield from batches
+        yield from (Output(MAIN, batch) for batch in batches)
         if dead:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letters(dead))
+            yield Output(DEAD_LETTERS, dead_letters(dead))
         good = sum(b.num_rows for b in batches)
-        yield beam.pvalue.TaggedOutput(COUNTS, count(
+        yield Output(COUNTS, count(
             STAGE, dead=dead, rows_read=good + len(dead), header_rows=header, bytes_read=rng.end - rng.start,
             files_read=int(rng.start == 0)))
 
 
+class _SpreadRanges(beam.PTransform):
+    """Redistribute byte ranges across workers (a GroupByKey on the range; Beam's Reshuffle is a no-op on
+    the DaskRunner, which would parse every range of a file in one task)."""
+
+    def expand(self, ranges):
+        return (
+            ranges
+            | "KeyByRange" >> beam.Map(lambda r: ((r.file.url, r.start), r))
+            | "GroupByRange" >> beam.GroupByKey()
+            | "Ranges" >> beam.FlatMap(lambda keyed: keyed[1])
+        )
+
+
 class ReadCsv(beam.PTransform):
-    """PCollection[InputFile] -> main: RecordBatches of rows (f0.., source_file, source_row);
-    tagged DEAD_LETTERS (RecordBatches) and COUNTS (dicts)."""
+    """PCollection[InputFile] -> {MAIN: RecordBatches of rows (f0.., source_file, source_row),
+    DEAD_LETTERS: RecordBatches, COUNTS: dicts}."""
 
     def __init__(self, tuning: ReadTuning):
         super().__init__()
         self._tuning = tuning
 
     def expand(self, files):
-        return (
+        outputs = (
             files
             | "PlanRanges" >> beam.ParDo(_PlanRangesFn(self._tuning.range_bytes))
-            | "SpreadRanges" >> beam.Reshuffle()
-            | "ParseRanges" >> beam.ParDo(_ParseRangeFn(self._tuning.batch_rows)).with_output_types(
-                pa.RecordBatch).with_outputs(DEAD_LETTERS, COUNTS, main="rows")
+            | "SpreadRanges" >> _SpreadRanges()
+            | "ParseRanges" >> beam.ParDo(_ParseRangeFn(self._tuning.batch_rows)).with_output_types(Output)
         )
+        return outputs | "Split" >> SplitOutputs((MAIN, DEAD_LETTERS, COUNTS), pa.RecordBatch)

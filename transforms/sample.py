@@ -11,8 +11,9 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from transforms.counting import COUNTS, count
+from transforms.counting import count
 from transforms.hashing import content_hashes, unit_interval
+from transforms.outputs import COUNTS, MAIN, Output, SplitOutputs
 
 STAGE = "sample"
 
@@ -34,8 +35,8 @@ class _KeepRateFn(beam.DoFn):
     def process(self, rows: pa.RecordBatch) -> Iterator:
         keep = unit_interval(row_hashes(rows)) < self._rate
         if keep.any():
-            yield rows.filter(pa.array(keep))
-        yield beam.pvalue.TaggedOutput(COUNTS, count(STAGE, sampled_out=int((~keep).sum())))
+            yield Output(MAIN, rows.filter(pa.array(keep)))
+        yield Output(COUNTS, count(STAGE, sampled_out=int((~keep).sum())))
 
 
 class _SmallestKeysFn(beam.DoFn):
@@ -68,17 +69,17 @@ class _SmallestKeys(beam.CombineFn):
 class _KeepUpToFn(beam.DoFn):
     def process(self, rows: pa.RecordBatch, last: Optional[tuple]) -> Iterator:
         if last is None:
-            yield rows
+            yield Output(MAIN, rows)
             return
         keys = rank_keys(rows, row_hashes(rows))
         keep = np.array([k <= last for k in keys], dtype=bool)
         if keep.any():
-            yield rows.filter(pa.array(keep))
-        yield beam.pvalue.TaggedOutput(COUNTS, count(STAGE, sampled_out=int((~keep).sum())))
+            yield Output(MAIN, rows.filter(pa.array(keep)))
+        yield Output(COUNTS, count(STAGE, sampled_out=int((~keep).sum())))
 
 
 class SampleRows(beam.PTransform):
-    """PCollection[RecordBatch of rows] -> main: kept rows; tagged COUNTS (sampled_out)."""
+    """PCollection[RecordBatch of rows] -> (kept rows, [PCollections of COUNTS dicts (sampled_out)])."""
 
     def __init__(self, size: Optional[int], rate: Optional[float]):
         super().__init__()
@@ -87,16 +88,17 @@ class SampleRows(beam.PTransform):
     def expand(self, rows):
         counts = []
         if self._rate is not None and self._rate < 1:
-            result = rows | "KeepRate" >> beam.ParDo(_KeepRateFn(self._rate)).with_output_types(
-                pa.RecordBatch).with_outputs(COUNTS, main="rows")
-            rows = result.rows
-            counts.append(result[COUNTS])
+            outputs = rows | "KeepRate" >> beam.ParDo(_KeepRateFn(self._rate)).with_output_types(Output)
+            split = outputs | "SplitRate" >> SplitOutputs((MAIN, COUNTS), pa.RecordBatch)
+            rows = split[MAIN]
+            counts.append(split[COUNTS])
         if self._size is not None:
             last = (rows
                     | "SmallestKeys" >> beam.ParDo(_SmallestKeysFn(self._size))
                     | "SizeThreshold" >> beam.CombineGlobally(_SmallestKeys(self._size)))
-            result = rows | "KeepSize" >> beam.ParDo(_KeepUpToFn(), beam.pvalue.AsSingleton(last)).with_output_types(
-                pa.RecordBatch).with_outputs(COUNTS, main="rows")
-            rows = result.rows
-            counts.append(result[COUNTS])
+            outputs = rows | "KeepSize" >> beam.ParDo(_KeepUpToFn(), beam.pvalue.AsSingleton(last)).with_output_types(
+                Output)
+            split = outputs | "SplitSize" >> SplitOutputs((MAIN, COUNTS), pa.RecordBatch)
+            rows = split[MAIN]
+            counts.append(split[COUNTS])
         return rows, counts

@@ -15,17 +15,16 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.transforms.window import GlobalWindows
 
 from schemas.docarray_docs import docs_to_bytes, table_to_docs
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
 from schemas.options import OutputOptions
-from transforms.counting import COUNTS, count
+from transforms.counting import count
 from transforms.document_keys import KEY, hex_ids, repeats, sort_order
+from transforms.outputs import COUNTS, MAIN, Output, SplitOutputs
 from transforms.storage import join_url, read_arrow, write_arrow, write_bytes, write_parquet
 
 STAGE = "write"
-SPILL_BYTES = 64 * 1024 * 1024
 
 
 def split_by_bucket(batch: pa.RecordBatch, keys: np.ndarray, buckets: int) -> Iterator[tuple]:
@@ -74,47 +73,29 @@ def shard_slices(num_rows: int, num_bytes: int, options: OutputOptions) -> list[
 
 
 class _SpillFn(beam.DoFn):
-    """Candidate batches -> (bucket, spill file path), buffering per bucket up to SPILL_BYTES per worker;
-    tagged COUNTS (repeats already removed here)."""
+    """A candidate batch -> Output(MAIN, (bucket, spill file path)) per bucket present; Output(COUNTS, ...).
+
+    Spills at once, per batch: some runners (Beam 2.77's DaskRunner) drop what finish_bundle emits."""
 
     def __init__(self, staging: str, buckets: int, remove_duplicates: bool):
         self._staging, self._buckets, self._remove = staging, buckets, remove_duplicates
 
-    def start_bundle(self):
-        self._pending: dict[int, list] = {}
-        self._pending_bytes = 0
-
-    def process(self, batch: pa.RecordBatch) -> Iterator:
-        for bucket, part in split_by_bucket(batch, batch.column(KEY).to_numpy(), self._buckets):
-            self._pending.setdefault(bucket, []).append(part)
-            self._pending_bytes += part.nbytes
-        if self._pending_bytes >= SPILL_BYTES:
-            yield from self._flush()
-
-    def finish_bundle(self):
-        for output in self._flush():
-            if isinstance(output, beam.pvalue.TaggedOutput):
-                yield beam.pvalue.TaggedOutput(output.tag, GlobalWindows.windowed_value(output.value))
-            else:
-                yield GlobalWindows.windowed_value(output)
-
-    def _flush(self) -> Iterator:
+    def process(self, batch: pa.RecordBatch) -> Iterator[Output]:
         removed = 0
-        for bucket in sorted(self._pending):
-            table = pa.Table.from_batches(self._pending[bucket])
+        for bucket, part in split_by_bucket(batch, batch.column(KEY).to_numpy(), self._buckets):
+            table = pa.Table.from_batches([part])
             if self._remove:
                 table, repeats = drop_repeats(table)
                 removed += repeats
             path = join_url(self._staging, "spill", f"b{bucket:05d}", f"{uuid.uuid4().hex}.arrow")
             write_arrow(table, path)
-            yield bucket, path
-        self._pending, self._pending_bytes = {}, 0
+            yield Output(MAIN, (bucket, path))
         if removed:
-            yield beam.pvalue.TaggedOutput(COUNTS, count(STAGE, duplicates_removed=removed))
+            yield Output(COUNTS, count(STAGE, duplicates_removed=removed))
 
 
 class _WriteBucketFn(beam.DoFn):
-    """(bucket, [spill paths]) -> descriptors of the files written; tagged COUNTS."""
+    """(bucket, [spill paths]) -> Output(MAIN, descriptor) per file written; Output(COUNTS, ...)."""
 
     def __init__(self, staging: str, options: OutputOptions, remove_duplicates: bool):
         self._staging, self._options, self._remove = staging, options, remove_duplicates
@@ -128,12 +109,13 @@ class _WriteBucketFn(beam.DoFn):
             name = f"b{bucket:05d}-{part:04d}"
             if self._options.writes_parquet:
                 path = join_url(self._staging, "documents", name + ".parquet")
-                yield dict(kind="documents", bucket=bucket, part=part, path=path, rows=length, bytes=write_parquet(shard, path))
+                yield Output(MAIN, dict(kind="documents", bucket=bucket, part=part, path=path, rows=length,
+                                        bytes=write_parquet(shard, path)))
             if self._options.writes_docarray:
                 path = join_url(self._staging, "docarray", name + ".docs")
                 size = write_bytes(docs_to_bytes(table_to_docs(shard)), path)
-                yield dict(kind="docarray", bucket=bucket, part=part, path=path, rows=length, bytes=size)
-        yield beam.pvalue.TaggedOutput(COUNTS, count(STAGE, documents_written=table.num_rows, duplicates_removed=removed))
+                yield Output(MAIN, dict(kind="docarray", bucket=bucket, part=part, path=path, rows=length, bytes=size))
+        yield Output(COUNTS, count(STAGE, documents_written=table.num_rows, duplicates_removed=removed))
 
 
 class _WriteDeadLettersFn(beam.DoFn):
@@ -151,23 +133,27 @@ class _WriteDeadLettersFn(beam.DoFn):
 
 
 class WriteDocuments(beam.PTransform):
-    """PCollection[candidate RecordBatch] -> main: file descriptors (dicts); tagged COUNTS."""
+    """PCollection[candidate RecordBatch] -> (PCollection of file descriptor dicts, PCollection of COUNTS dicts)."""
 
     def __init__(self, staging: str, options: OutputOptions, buckets: int, remove_duplicates: bool):
         super().__init__()
         self._staging, self._options, self._buckets, self._remove = staging, options, buckets, remove_duplicates
 
     def expand(self, candidates):
-        spilled = candidates | "SpillToBuckets" >> beam.ParDo(
-            _SpillFn(self._staging, self._buckets, self._remove)).with_outputs(COUNTS, main="paths")
+        spilled = (
+            candidates
+            | "SpillToBuckets" >> beam.ParDo(_SpillFn(self._staging, self._buckets, self._remove)).with_output_types(Output)
+            | "SplitSpilled" >> SplitOutputs((MAIN, COUNTS))
+        )
         written = (
-            spilled.paths
+            spilled[MAIN]
             | "GroupByBucket" >> beam.GroupByKey()
-            | "WriteBuckets" >> beam.ParDo(_WriteBucketFn(self._staging, self._options, self._remove)).with_outputs(
-                COUNTS, main="files")
+            | "WriteBuckets" >> beam.ParDo(_WriteBucketFn(self._staging, self._options, self._remove)).with_output_types(
+                Output)
+            | "SplitWritten" >> SplitOutputs((MAIN, COUNTS))
         )
         counts = (spilled[COUNTS], written[COUNTS]) | "WriteCounts" >> beam.Flatten()
-        return written.files, counts
+        return written[MAIN], counts
 
 
 class WriteDeadLetters(beam.PTransform):
