@@ -3,6 +3,7 @@ import argparse
 import sys
 from typing import Optional
 
+from pipelines.config_file import merge_config
 from schemas.options import DIALECTS, FORMATS, LAYOUTS, ConfigError, CSVOptions, OutputOptions, ReadTuning
 
 
@@ -17,9 +18,12 @@ def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParse
                     "Arguments not listed here are Beam pipeline options, e.g. --runner, --direct_num_workers.",
     )
     io_group = parser.add_argument_group("inputs and output")
-    io_group.add_argument("--input", action="append", required=True, metavar="URL",
+    parser.add_argument("--config", metavar="FILE",
+                        help="YAML job config (see configs/); flags on the command line override it")
+    io_group.add_argument("--input", action="append", metavar="URL",
                           help="CSV file, glob or fsspec URL (gs://, s3://, http(s)://, memory://); repeatable")
-    io_group.add_argument("--output", required=True, metavar="URL", help="folder (local or fsspec URL) that receives the dataset")
+    io_group.add_argument("--output", metavar="URL",
+                          help="folder (local or fsspec URL) that receives the dataset; {date} and {run_id} are filled in")
     io_group.add_argument("--format", choices=FORMATS, default="both", help="files to write (default: both)")
     io_group.add_argument("--overwrite", action="store_true", help="replace a complete dataset already at --output")
     io_group.add_argument("--shard-rows", type=int, default=OutputOptions.shard_rows, metavar="N",
@@ -49,6 +53,8 @@ def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParse
 
 def options_from_args(args: argparse.Namespace) -> tuple[CSVOptions, OutputOptions, ReadTuning]:
     """Parsed arguments -> the option dataclasses (ConfigError on contradictions)."""
+    if not args.input or not args.output:
+        raise ConfigError("--input and --output are required (on the command line or in the --config file).")
     layout = args.layout
     if args.is_labeled:
         if layout not in ("auto", "labeled"):
@@ -67,8 +73,9 @@ def options_from_args(args: argparse.Namespace) -> tuple[CSVOptions, OutputOptio
 def run_prepare(argv: list[str]) -> int:
     from pipelines.prepare import plan_job, run
 
-    args, beam_args = prepare_parser().parse_known_args(argv)
+    parser = prepare_parser()
     try:
+        args, beam_args = parser.parse_known_args(merge_config(argv, parser))
         csv, output, tuning = options_from_args(args)
         job = plan_job(args.input, csv, output, tuning)
     except ConfigError as exc:
@@ -83,8 +90,10 @@ def print_summary(manifest: dict, output: str) -> None:
     counts = manifest["counts"]
     print(f"finetune-etl: wrote {counts.get('documents_written', 0)} documents "
           f"({manifest['layout']} layout) to {output}")
-    for key in ("rows_read", "rows_documented", "dead_letters", "duplicates_removed", "sampled_out"):
-        print(f"  {key:20} {counts.get(key, 0)}")
+    main = ("rows_read", "rows_documented", "candidate_documents", "documents_written", "duplicates_removed",
+            "dead_letters", "sampled_out")
+    for key in main + tuple(k for k in counts if k not in main):
+        print(f"  {key:32} {counts.get(key, 0):>12,}")
     if not manifest["reconciliation"]["reconciled"]:
         print("  warning: counts do not reconcile; see manifest.json", file=sys.stderr)
 

@@ -13,6 +13,7 @@ from fsspec.core import url_to_fs
 from schemas.inputs import NAMED_DIALECTS, InputFile
 from schemas.options import ConfigError, CSVOptions
 from transforms import csv_inspect
+from transforms.storage import is_local
 
 HEAD_BYTES = 64 * 1024
 HEAD_THREADS = 16
@@ -27,15 +28,11 @@ class InputPlan:
     modalities: tuple
 
 
-def _is_local(url: str) -> bool:
-    return "://" not in url or url.startswith("file://")
-
-
 def expand_inputs(patterns: list[str]) -> list[tuple[str, int]]:
     """--input values -> sorted unique (url, size) of the files they name."""
     found = {}
     for pattern in patterns:
-        if _is_local(pattern):
+        if is_local(pattern):
             pattern = os.path.abspath(pattern.removeprefix("file://"))
         fs, path = url_to_fs(pattern)
         if fsspec.core.has_magic(path):
@@ -49,7 +46,7 @@ def expand_inputs(patterns: list[str]) -> list[tuple[str, int]]:
         else:
             paths = [path]
         for p in paths:
-            url = p if _is_local(pattern) else fs.unstrip_protocol(p)
+            url = p if is_local(pattern) else fs.unstrip_protocol(p)
             found[url] = fs.size(p)
     return sorted(found.items())
 

@@ -4,9 +4,12 @@
 
 Composes the stages (read -> sample -> layout -> write -> commit); holds no data logic of its own.
 """
+import contextlib
 import dataclasses
 import datetime
 import math
+import os
+import posixpath
 import sys
 import uuid
 from typing import Optional
@@ -15,8 +18,9 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.inputs import InputPlan, plan_inputs
+from pipelines.progress import PROGRESS_FOLDER, ProgressLine
 from schemas.options import ConfigError, CSVOptions, OutputOptions, ReadTuning
-from transforms.commit import SUCCESS, CommitOutput
+from transforms.commit import MANIFEST, SUCCESS, CommitOutput, staging_url
 from transforms.counting import SumCounts
 from transforms.layout import ApplyLayout, LayoutSpec
 from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN
@@ -40,7 +44,7 @@ class PrepareJob:
 
     @property
     def staging(self) -> str:
-        return join_url(self.output.output, f"_staging-{self.run_id}")
+        return staging_url(self.output.output, self.run_id)
 
     @property
     def buckets(self) -> int:
@@ -73,21 +77,33 @@ def new_run_id() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
+OUR_ENTRIES = {SUCCESS, MANIFEST, "documents", "docarray", "dead_letters"}
+
+
 def check_output(output: OutputOptions, staging: str) -> None:
-    """ConfigError when the output holds a complete dataset (without --overwrite) or cannot be written."""
+    """ConfigError when the output holds a complete dataset (without --overwrite), holds files that are not
+    a dataset of ours, or cannot be written."""
     fs, path = filesystem(output.output)
     if fs.exists(join_url(path, SUCCESS)) and not output.overwrite:
         raise ConfigError(f"--output {output.output!r} already holds a complete dataset; pass --overwrite to replace it.")
+    if fs.isfile(path):
+        raise ConfigError(f"--output {output.output!r} is a file; give a folder.")
+    if fs.isdir(path):
+        others = sorted(name for name in (posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
+                        if name not in OUR_ENTRIES and not name.startswith("_staging-"))
+        if others:
+            raise ConfigError(f"--output {output.output!r} holds files that are not a finetune-etl dataset "
+                              f"({', '.join(others[:3])}); give an empty or new folder.")
     try:
         write_bytes(b"", join_url(staging, ".probe"))
     except Exception as exc:  # any storage error means the same thing to the user
         raise ConfigError(f"--output {output.output!r} is not writable ({type(exc).__name__}: {exc}).") from None
 
 
-def build(pipeline: beam.Pipeline, job: PrepareJob) -> None:
-    """Add the prepare job's stages to a pipeline."""
+def build(pipeline: beam.Pipeline, job: PrepareJob, progress: bool = False) -> None:
+    """Add the prepare job's stages to a pipeline (with progress markers for a terminal when asked)."""
     files = pipeline | "Inputs" >> beam.Create(list(job.inputs.files))
-    read = files | "ReadCsv" >> ReadCsv(job.tuning)
+    read = files | "ReadCsv" >> ReadCsv(job.tuning, join_url(job.staging, PROGRESS_FOLDER) if progress else None)
     rows, sample_counts = read[MAIN] | "SampleRows" >> SampleRows(job.csv.size, job.csv.sampling_rate)
     laid_out = rows | "ApplyLayout" >> ApplyLayout(job.layout)
     document_files, write_counts = laid_out[MAIN] | "WriteDocuments" >> WriteDocuments(
@@ -103,18 +119,21 @@ def build(pipeline: beam.Pipeline, job: PrepareJob) -> None:
     _ = (files_written, counts) | "Commit" >> CommitOutput(job.output.output, job.staging, job.manifest())
 
 
+def resolve_output(url: str, run_id: str, now: datetime.datetime) -> str:
+    """--output with {date} (YYYY-MM-DD, UTC) and {run_id} filled in; local paths made absolute."""
+    url = url.replace("{date}", now.strftime("%Y-%m-%d")).replace("{run_id}", run_id)
+    return url if "://" in url else os.path.abspath(url)
+
+
 def plan_job(input_patterns: list[str], csv: CSVOptions, output: OutputOptions, tuning: ReadTuning,
              run_id: Optional[str] = None) -> PrepareJob:
     """Options -> a PrepareJob, checking inputs and output first (ConfigError on a mistake)."""
-    output = dataclasses.replace(output, output=_absolute(output.output))
-    job = PrepareJob(plan_inputs(input_patterns, csv), csv, output, tuning, run_id or new_run_id())
+    run_id = run_id or new_run_id()
+    output = dataclasses.replace(output, output=resolve_output(
+        output.output, run_id, datetime.datetime.now(datetime.timezone.utc)))
+    job = PrepareJob(plan_inputs(input_patterns, csv), csv, output, tuning, run_id)
     check_output(output, job.staging)
     return job
-
-
-def _absolute(url: str) -> str:
-    import os
-    return url if "://" in url else os.path.abspath(url)
 
 
 def run(job: PrepareJob, beam_args: list[str]) -> dict:
@@ -122,8 +141,12 @@ def run(job: PrepareJob, beam_args: list[str]) -> dict:
     from pipelines.load import load_manifest
 
     options = PipelineOptions(beam_args)
-    with beam.Pipeline(runner=_runner(options), options=options) as pipeline:
-        build(pipeline, job)
+    runner = _runner(options)
+    progress = runner is not None and sys.stderr.isatty()
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    build(pipeline, job, progress)
+    with ProgressLine(job.staging, sum(f.size for f in job.inputs.files)) if progress else contextlib.nullcontext():
+        pipeline.run().wait_until_finish()
     return load_manifest(job.output.output)
 
 

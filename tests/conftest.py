@@ -1,7 +1,6 @@
 """Shared helpers for the end-to-end tests: run `finetune-etl prepare` in-process and read what it wrote."""
 import json
 from pathlib import Path
-from typing import Union
 
 import pytest
 
@@ -11,11 +10,9 @@ from pipelines.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
 
-# Document columns that say what a document is (not where it came from, nor its id).
-CONTENT_COLUMNS = ("label", "score", "modality", "text", "uri", "chunks")
 
 
-def write_csv(tmp_path: Path, text_or_bytes: Union[str, bytes], name: str = "input.csv") -> Path:
+def write_csv(tmp_path: Path, text_or_bytes: str | bytes, name: str = "input.csv") -> Path:
     """Write CSV text (verbatim: no newline translation) or bytes to tmp_path/name; returns the path."""
     path = tmp_path / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +31,7 @@ def _fresh(tmp_path: Path, stem: str, suffix: str = "") -> Path:
     return tmp_path / f"{stem}-{n}{suffix}"
 
 
-def run_prepare(tmp_path: Path, csv_text_or_path: Union[str, bytes, Path], *args: str, expect_rc: int = 0) -> Path:
+def run_prepare(tmp_path: Path, csv_text_or_path: str | bytes | Path, *args: str, expect_rc: int = 0) -> Path:
     """Run `finetune-etl prepare` in-process on a CSV (text, bytes or an existing path); returns the output folder.
 
     Each call writes to a new folder tmp_path/out-N. Extra `args` are CLI and Beam options.
@@ -47,15 +44,6 @@ def run_prepare(tmp_path: Path, csv_text_or_path: Union[str, bytes, Path], *args
     rc = main(["prepare", "--input", str(source), "--output", str(out), *args])
     assert rc == expect_rc, f"finetune-etl prepare returned {rc}, expected {expect_rc}"
     return out
-
-
-def _comparable(value):
-    """Nested lists/dicts -> tuples, so that documents sort and compare."""
-    if isinstance(value, dict):
-        return tuple((k, _comparable(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return tuple(_comparable(v) for v in value)
-    return value
 
 
 def _sort_key(item):
@@ -92,7 +80,7 @@ def assert_reconciled(out: Path) -> dict:
     """Both reconciliation equations hold, checked from the raw counts and by the manifest; returns counts."""
     manifest = pipelines.load_manifest(str(out))
     c = manifest["counts"]
-    get = lambda k: c.get(k, 0)  # noqa: E731
+    get = lambda k: c.get(k, 0)
     assert get("rows_read") == get("rows_documented") + get("dead_letters") + get("sampled_out"), c
     assert get("candidate_documents") == get("documents_written") + get("duplicates_removed"), c
     assert manifest["reconciliation"]["reconciled"] is True, manifest["reconciliation"]

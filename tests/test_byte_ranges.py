@@ -5,9 +5,9 @@ import io
 import random
 
 import pytest
+from conftest import assert_reconciled, dead_letters, run_prepare
 
 import pipelines
-from conftest import assert_reconciled, dead_letters, run_prepare
 
 RANGE = ("--range-bytes", "1024")
 PIECES = ["alpha", "beta", "gamma, delta", 'say "hi"', "line\nbreak", "crlf\r\ninside", "cr\ronly", '""',
@@ -111,4 +111,20 @@ def test_unbalanced_quote_near_the_end_gives_python_csv_rows(tmp_path):
                      table.column("label").to_pylist()))
     assert got == sorted(expected)
     assert len(dead_letters(out)) == sum(1 for _, f in python_csv_records(text) if len(f) != 2)
+    assert_reconciled(out)
+
+
+def test_invalid_utf8_byte_in_a_split_file_spoils_only_its_record(tmp_path):
+    """One invalid byte inside a multi-line quoted record of a split file: that record (at its first line)
+    is an 'encoding' dead letter; every other record is read as Python's csv reads it."""
+    rows = [[f"Crème {i}, brûlée \"x\"\nmore", f"label {i % 3}"] for i in range(400)]
+    data = csv_text(rows).encode("utf-8")
+    at = data.index("Crème 200,".encode())
+    data = data[:at] + b"\xff" + data[at:]
+    out = run_prepare(tmp_path, data, "--is-labeled", *RANGE)
+    dead = dead_letters(out)
+    assert [(d["source_row"], d["reason_class"]) for d in dead] == [(2 * 200 + 1, "encoding")]
+    table = pipelines.load_table(str(out))
+    got = collections.Counter(zip(table.column("text").to_pylist(), table.column("label").to_pylist()))
+    assert got == collections.Counter(tuple(r) for i, r in enumerate(rows) if i != 200)
     assert_reconciled(out)

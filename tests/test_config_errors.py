@@ -3,8 +3,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
+import pipelines
 
 PAIRS = "Rice dishes,Chicken curry\nPasta dishes,Spaghetti\n"
 SCORES = "The weather is nice,The weather is beautiful,0.9\nThe weather is nice,The weather is bad,0\n"
@@ -12,7 +13,7 @@ SCORES = "The weather is nice,The weather is beautiful,0.9\nThe weather is nice,
 
 def prepare(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipelines.prepare", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def assert_config_error(result: subprocess.CompletedProcess) -> str:
@@ -66,6 +67,16 @@ def test_sampling_rate_above_one(tmp_path, pairs_csv):
     assert "--sampling-rate" in line
 
 
+def test_unknown_option_is_an_error(tmp_path, pairs_csv):
+    """An option neither finetune-etl nor Beam knows, such as Finetuner's own spelling `--is_labeled`,
+    stops the run instead of being dropped (which would silently read the file as pairs)."""
+    out = tmp_path / "out"
+    result = prepare("--input", pairs_csv, "--output", out, "--is_labeled")
+    assert result.returncode != 0, f"ran anyway: {result.stdout.strip()}"
+    assert_config_error(result)
+    assert not (out / "_SUCCESS").exists()
+
+
 def test_config_error_writes_nothing(tmp_path, pairs_csv):
     """A configuration error leaves no dataset behind (no _SUCCESS, no manifest)."""
     out = tmp_path / "out"
@@ -74,14 +85,16 @@ def test_config_error_writes_nothing(tmp_path, pairs_csv):
 
 
 def test_existing_complete_output_needs_overwrite(tmp_path):
-    """A second run into a complete dataset fails without --overwrite and succeeds with it (new content)."""
+    """A second run into a complete dataset fails without --overwrite and succeeds with it: the new
+    dataset replaces the old one entirely (no stale shards of the first run remain)."""
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
     first.write_text(PAIRS)
     second.write_text(SCORES)
     out = tmp_path / "out"
-    done = prepare("--input", first, "--output", out)
+    done = prepare("--input", first, "--output", out, "--shard-rows", "1")
     assert done.returncode == 0, done.stderr
     assert (out / "_SUCCESS").exists()
+    assert len(list((out / "documents").glob("*.parquet"))) == 4
 
     line = assert_config_error(prepare("--input", second, "--output", out))
     assert "--overwrite" in line
@@ -89,9 +102,9 @@ def test_existing_complete_output_needs_overwrite(tmp_path):
     replaced = prepare("--input", second, "--output", out, "--overwrite")
     assert replaced.returncode == 0, replaced.stderr
     assert "Traceback" not in replaced.stderr
-    import pipelines
     manifest = pipelines.load_manifest(str(out))
     assert manifest["layout"] == "scores"
     assert manifest["counts"]["documents_written"] == 2
     assert pipelines.load_table(str(out)).num_rows == 2
+    assert [p.name for p in (out / "documents").iterdir()] == ["part-00000-of-00001.parquet"]
     assert not list(out.glob("_staging-*"))

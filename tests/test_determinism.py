@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import documents, run_prepare
 
 import pipelines
-from conftest import documents, run_prepare
 from pipelines.cli import main
 
 # Query-document rows with repeated queries, a repeated pair, and quoted values.
@@ -27,10 +27,10 @@ def as_file(rows: list[str]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def file_digests(out, kinds=("documents", "dead_letters")) -> dict:
-    """{relative path: sha256} of the dataset's Parquet files."""
+def file_digests(out, kinds=("documents", "dead_letters"), pattern="*.parquet") -> dict:
+    """{relative path: sha256} of the dataset's files of the given kinds (Parquet by default)."""
     return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for kind in kinds for p in sorted((out / kind).glob("*.parquet"))}
+            for kind in kinds for p in sorted((out / kind).glob(pattern))}
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +84,25 @@ def test_multi_processing_gives_byte_identical_parquet(tmp_path):
     assert file_digests(multi) == file_digests(single)
 
 
-def test_rerun_gives_byte_identical_documents(pairs_baseline):
-    """Running again on the same input into a fresh output: byte-identical documents Parquet."""
+@pytest.fixture(scope="module")
+def rerun(pairs_baseline):
     tmp, baseline = pairs_baseline
-    source = pipelines.load_manifest(str(baseline))["inputs"][0]["url"]
-    out = run_prepare(tmp, Path(source))
-    assert file_digests(out, kinds=("documents",)) == file_digests(baseline, kinds=("documents",))
-    assert file_digests(out, kinds=("documents",))
+    return run_prepare(tmp, Path(pipelines.load_manifest(str(baseline))["inputs"][0]["url"]))
+
+
+def test_rerun_gives_byte_identical_documents(pairs_baseline, rerun):
+    """Running again on the same input into a fresh output: byte-identical documents Parquet."""
+    _, baseline = pairs_baseline
+    assert file_digests(rerun, kinds=("documents",))
+    assert file_digests(rerun, kinds=("documents",)) == file_digests(baseline, kinds=("documents",))
+
+
+def test_rerun_gives_byte_identical_docarray_shards(pairs_baseline, rerun):
+    """The docarray shards (.docs) of a re-run are byte-identical too."""
+    _, baseline = pairs_baseline
+    assert file_digests(rerun, kinds=("docarray",), pattern="*.docs")
+    assert file_digests(rerun, kinds=("docarray",), pattern="*.docs") == file_digests(
+        baseline, kinds=("docarray",), pattern="*.docs")
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +136,24 @@ def test_shard_files_are_named_part_of_total(small_shards):
     assert all(re.fullmatch(r"part-\d{5}-of-\d{5}\.parquet", n) for n in names)
     manifest = pipelines.load_manifest(str(small_shards))
     assert [s["path"] for s in manifest["shards"]["documents"]] == [f"documents/{n}" for n in names]
+
+
+def test_output_holds_only_the_dataset(pairs_baseline):
+    """After a run the output folder holds the dataset only: no staging, spill or probe files left."""
+    _, baseline = pairs_baseline
+    assert sorted(p.name for p in baseline.iterdir()) == [
+        "_SUCCESS", "dead_letters", "docarray", "documents", "manifest.json"]
+
+
+def doc_tuples(docs) -> list[tuple]:
+    return sorted((d.text, d.tags.get("finetuner_label"), d.modality) for d in docs)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "docarray"])
+def test_every_format_loads_the_same_documents(pairs_baseline, tmp_path, fmt):
+    """--format parquet or docarray writes the same documents as both: load_table and load_docs see them
+    whichever files were written."""
+    _, baseline = pairs_baseline
+    out = run_prepare(tmp_path, Path(pipelines.load_manifest(str(baseline))["inputs"][0]["url"]), "--format", fmt)
+    assert doc_tuples(pipelines.load_docs(str(out))) == doc_tuples(pipelines.load_docs(str(baseline)))
+    assert documents(out, with_ids=True) == documents(baseline, with_ids=True)

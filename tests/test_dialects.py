@@ -3,9 +3,13 @@ import csv
 import io
 
 import pytest
-
-import pipelines
-from conftest import assert_reconciled, counts, dead_letters, documents, run_prepare, sorted_docs
+from conftest import (
+    assert_reconciled,
+    dead_letters,
+    documents,
+    run_prepare,
+    sorted_docs,
+)
 
 # Text and label; values with the delimiters, quotes and line breaks that force quoting in some dialect.
 TABLE = [
@@ -108,3 +112,35 @@ def test_header_option_skips_only_the_first_row_of_a_split_file(tmp_path):
     c = assert_reconciled(out)
     assert c.get("header_rows") == 1
     assert c["rows_read"] == 400
+
+
+def test_utf8_bom_is_not_part_of_the_first_value(tmp_path):
+    """A UTF-8 file with a byte-order mark (Excel's "CSV UTF-8"): the first text has no BOM."""
+    out = run_prepare(tmp_path, "\ufeffHello,greeting\nBye,farewell\n".encode("utf-8"), "--is-labeled")
+    assert documents(out) == sorted_docs([
+        ("greeting", None, "text", "Hello", None, None),
+        ("farewell", None, "text", "Bye", None, None),
+    ])
+
+
+def test_header_only_file_gives_an_empty_dataset(tmp_path):
+    """A labeled file that holds only its header row, read with --header: no documents, one header row
+    (the file has two columns; it is not a configuration error)."""
+    out = run_prepare(tmp_path, "text,label\n", "--is-labeled", "--header")
+    assert documents(out) == []
+    c = assert_reconciled(out)
+    assert c.get("header_rows") == 1
+
+
+def test_header_option_skips_the_first_row_of_every_file(tmp_path):
+    """--header with a glob of two files: each file's header is skipped (header_rows == 2)."""
+    (tmp_path / "a.csv").write_text("text,label\nHello,greeting\n")
+    (tmp_path / "b.csv").write_text("text,label\nBye,farewell\nCiao,farewell\n")
+    out = run_prepare(tmp_path, tmp_path / "*.csv", "--is-labeled", "--header")
+    assert documents(out) == sorted_docs([
+        ("greeting", None, "text", "Hello", None, None),
+        ("farewell", None, "text", "Bye", None, None),
+        ("farewell", None, "text", "Ciao", None, None),
+    ])
+    c = assert_reconciled(out)
+    assert c.get("header_rows") == 2 and c["files_read"] == 2

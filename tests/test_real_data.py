@@ -3,9 +3,15 @@ import collections
 import csv
 
 import pytest
+from conftest import (
+    assert_reconciled,
+    dead_letters,
+    documents,
+    run_prepare,
+    sorted_docs,
+)
 
 import pipelines
-from conftest import assert_reconciled, dead_letters, documents, run_prepare, sorted_docs
 
 
 def csv_rows(path) -> list[list[str]]:

@@ -1,8 +1,15 @@
 """Every row is accounted for: documented, dead-lettered (with where and why) or sampled out."""
 import pytest
+from conftest import (
+    assert_reconciled,
+    counts,
+    dead_letters,
+    documents,
+    run_prepare,
+    sorted_docs,
+)
 
 import pipelines
-from conftest import assert_reconciled, counts, dead_letters, documents, run_prepare, sorted_docs
 
 # A query-document file with CRLF line ends and most things that go wrong (line numbers on the right).
 MESSY_PAIRS = (

@@ -4,9 +4,17 @@ Each example is its own file; options are the defaults unless the page says othe
 `--is-labeled`; the similarity examples are "a three-column CSV file" of scores).
 """
 import pytest
+from conftest import (
+    assert_reconciled,
+    counts,
+    dead_letters,
+    documents,
+    run_prepare,
+    sorted_docs,
+    write_csv,
+)
 
 import pipelines
-from conftest import assert_reconciled, counts, dead_letters, documents, run_prepare, sorted_docs, write_csv
 from pipelines.cli import main
 
 LABELED_TEXT = """\
@@ -192,6 +200,15 @@ def test_scores_rows_give_pair_documents_with_scores(tmp_path):
         (None, 0.9, "pair", None, None, (("text", "The weather is nice", None), ("text", "The weather is beautiful", None))),
     ])
     assert pipelines.load_manifest(str(out))["layout"] == "scores"
+
+
+def test_scores_documents_load_with_finetuner_score_tags(tmp_path):
+    """As docarray documents (the page's DocumentArray form): two chunks and tags {'finetuner_score': ...}."""
+    out = run_prepare(tmp_path, SCORES)
+    docs = sorted(pipelines.load_docs(str(out)), key=lambda d: d.tags["finetuner_score"])
+    assert [d.tags for d in docs] == [{"finetuner_score": 0.0}, {"finetuner_score": 0.9}]
+    assert [[c.text for c in d.chunks] for d in docs] == [
+        ["The weather is nice", "The weather is bad"], ["The weather is nice", "The weather is beautiful"]]
 
 
 def test_scores_with_straight_quotes_keep_commas_inside_texts(tmp_path):

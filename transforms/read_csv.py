@@ -4,7 +4,9 @@ A file larger than `range_bytes` is cut just after line ends that lie outside qu
 vectorized scan, see csv_scan), so no range starts inside a record; a file whose quotes are not well
 formed, or that needs Python's csv module for another reason, is read whole.
 """
-from typing import Iterator
+import hashlib
+import json
+from typing import Iterator, Optional
 
 import apache_beam as beam
 import fsspec
@@ -15,6 +17,7 @@ from schemas.options import ReadTuning
 from transforms.counting import count, dead_letters
 from transforms.csv_parse import ascii_compatible, parse_range
 from transforms.csv_scan import plan_splits
+from transforms.storage import join_url, write_bytes
 from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN, Output, SplitOutputs
 
 STAGE = "read"
@@ -52,8 +55,9 @@ class _PlanRangesFn(beam.DoFn):
 
 
 class _ParseRangeFn(beam.DoFn):
-    def __init__(self, batch_rows: int):
+    def __init__(self, batch_rows: int, progress_folder: Optional[str]):
         self._batch_rows = batch_rows
+        self._progress_folder = progress_folder
 
     def process(self, rng: ByteRange) -> Iterator:
         batches, dead, header = parse_range(read_range(rng), rng, self._batch_rows)
@@ -64,6 +68,10 @@ class _ParseRangeFn(beam.DoFn):
         yield Output(COUNTS, count(
             STAGE, dead=dead, rows_read=good + len(dead), header_rows=header, bytes_read=rng.end - rng.start,
             files_read=int(rng.start == 0)))
+        if self._progress_folder:
+            marker = hashlib.blake2b(f"{rng.file.url}:{rng.start}".encode(), digest_size=8).hexdigest()
+            write_bytes(json.dumps({"rows": good + len(dead), "bytes": rng.end - rng.start}).encode(),
+                        join_url(self._progress_folder, marker + ".json"))
 
 
 class _SpreadRanges(beam.PTransform):
@@ -83,15 +91,16 @@ class ReadCsv(beam.PTransform):
     """PCollection[InputFile] -> {MAIN: RecordBatches of rows (f0.., source_file, source_row),
     DEAD_LETTERS: RecordBatches, COUNTS: dicts}."""
 
-    def __init__(self, tuning: ReadTuning):
+    def __init__(self, tuning: ReadTuning, progress_folder: Optional[str] = None):
         super().__init__()
         self._tuning = tuning
+        self._progress_folder = progress_folder
 
     def expand(self, files):
         outputs = (
             files
             | "PlanRanges" >> beam.ParDo(_PlanRangesFn(self._tuning.range_bytes))
             | "SpreadRanges" >> _SpreadRanges()
-            | "ParseRanges" >> beam.ParDo(_ParseRangeFn(self._tuning.batch_rows)).with_output_types(Output)
+            | "ParseRanges" >> beam.ParDo(_ParseRangeFn(self._tuning.batch_rows, self._progress_folder)).with_output_types(Output)
         )
         return outputs | "Split" >> SplitOutputs((MAIN, DEAD_LETTERS, COUNTS), pa.RecordBatch)

@@ -8,6 +8,11 @@ import pyarrow.parquet as pq
 PARQUET_ROW_GROUP = 65_536
 
 
+def is_local(url: str) -> bool:
+    """True for plain paths and file:// URLs."""
+    return "://" not in url or url.startswith("file://")
+
+
 def join_url(base: str, *parts: str) -> str:
     return posixpath.join(base.rstrip("/"), *parts)
 
