@@ -3,6 +3,7 @@ import argparse
 import sys
 from typing import Optional
 
+from pipelines.beam_options import check_beam_args
 from pipelines.config_file import merge_config
 from schemas.options import DIALECTS, FORMATS, LAYOUTS, ConfigError, CSVOptions, OutputOptions, ReadTuning
 
@@ -76,6 +77,7 @@ def run_prepare(argv: list[str]) -> int:
     parser = prepare_parser()
     try:
         args, beam_args = parser.parse_known_args(merge_config(argv, parser))
+        check_beam_args(beam_args, [f for a in parser._actions for f in a.option_strings])
         csv, output, tuning = options_from_args(args)
         job = plan_job(args.input, csv, output, tuning)
     except ConfigError as exc:

@@ -69,7 +69,8 @@ def plan_inputs(patterns: list[str], options: CSVOptions) -> InputPlan:
         else:
             dialect = NAMED_DIALECTS[options.dialect]
         records = csv_inspect.sample_records(text, dialect, options.header)
-        inspected.append((url, size, dialect, records, csv_inspect.usual_field_count(records)))
+        data = records[1:] if options.header else records
+        inspected.append((url, size, dialect, data, csv_inspect.usual_field_count(data or records)))
     counts = {fields for *_, fields in inspected if fields is not None}
     if len(counts) > 1:
         examples = "; ".join(f"{url} has {fields}" for url, _, _, _, fields in inspected if fields is not None)

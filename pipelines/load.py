@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from docarray import DocList
 
-from schemas.docarray_docs import TrainingDoc, docs_from_bytes, table_to_docs
+from schemas.docarray_docs import TrainingDoc, docs_from_bytes, docs_to_table, table_to_docs
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
 from transforms.commit import MANIFEST, SUCCESS
 from transforms.storage import filesystem, join_url
@@ -31,7 +31,10 @@ def _read_shards(url: str, kind: str, schema: pa.Schema) -> pa.Table:
 
 
 def load_table(url: str) -> pa.Table:
-    """All documents of a dataset as one pyarrow Table of DOCUMENT_SCHEMA."""
+    """All documents of a dataset as one pyarrow Table of DOCUMENT_SCHEMA (from the docarray shards when
+    the run wrote no Parquet)."""
+    if not load_manifest(url)["shards"]["documents"]:
+        return docs_to_table(load_docs(url))
     return _read_shards(url, "documents", DOCUMENT_SCHEMA)
 
 
@@ -45,7 +48,7 @@ def load_docs(url: str) -> DocList[TrainingDoc]:
     manifest = load_manifest(url)
     shards = manifest["shards"].get("docarray") or []
     if not shards:
-        return table_to_docs(load_table(url))
+        return table_to_docs(_read_shards(url, "documents", DOCUMENT_SCHEMA))
     fs, path = filesystem(url)
     docs = DocList[TrainingDoc]()
     for shard in shards:

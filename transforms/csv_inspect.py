@@ -53,7 +53,7 @@ def head_text(head: bytes, encoding: str, whole_file: bool) -> str:
 
 
 def sample_records(text: str, dialect: Dialect, header: bool) -> list[list[str]]:
-    """Up to SAMPLE_RECORDS non-empty records of a head, without the header."""
+    """Up to SAMPLE_RECORDS non-empty records of a head (the header first, when there is one)."""
     records = []
     reader = csv.reader(io.StringIO(text, newline=""), **dialect.csv_kwargs())
     try:
@@ -64,7 +64,7 @@ def sample_records(text: str, dialect: Dialect, header: bool) -> list[list[str]]
                 break
     except csv.Error:
         pass
-    return records[1:] if header else records
+    return records
 
 
 def usual_field_count(records: list[list[str]]) -> Optional[int]:
@@ -86,15 +86,35 @@ def is_numeric(values: list[str]) -> bool:
     return bool(values) and sum(number(v) for v in values) * 2 > len(values)
 
 
+TYPOGRAPHIC_OPEN = ("\u201c", "\u201e", "\u00ab")
+TYPOGRAPHIC_CLOSE = ("\u201d", "\u00bb")
+TYPOGRAPHIC_HINT = ("its fields are wrapped in typographic quotes (“ ”), which CSV does not treat as quotes, "
+                    'so commas inside them split fields: use straight double quotes (")')
+
+
+def uses_typographic_quotes(records: list[list[str]]) -> bool:
+    """True when some field opens with a typographic quote and some later field of the row closes one."""
+    for record in records:
+        opened = False
+        for field in record:
+            value = field.strip()
+            opened = opened or value.startswith(TYPOGRAPHIC_OPEN)
+            if opened and value.endswith(TYPOGRAPHIC_CLOSE):
+                return True
+    return False
+
+
 def choose_layout(requested: str, fields: int, records: list[list[str]], where: str) -> str:
     """The layout for files with `fields` columns: the requested one checked, or the one the data implies."""
     needs = {"labeled": 2, "pairs": 2, "scores": 3}
+    typographic = uses_typographic_quotes([r for r in records if len(r) == fields])
     if requested in needs and fields != needs[requested]:
-        raise ConfigError(
-            f"--layout {requested} needs {needs[requested]} columns, but {where} has {fields}; "
-            "pass the right --layout or fix the file.")
+        reason = TYPOGRAPHIC_HINT if typographic else "pass the right --layout or fix the file"
+        raise ConfigError(f"--layout {requested} needs {needs[requested]} columns, but {where} has {fields}; {reason}.")
     if requested != "auto":
         return requested
+    if typographic:
+        raise ConfigError(f"cannot tell the layout of {where}: {TYPOGRAPHIC_HINT}, or pass --layout to read it as it is.")
     if fields == 3 and is_numeric([r[2].strip() for r in records if len(r) == 3]):
         return "scores"
     if fields == 2:
