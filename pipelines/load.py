@@ -1,5 +1,11 @@
-"""Read a prepared dataset back, from any fsspec URL, using its manifest."""
+"""Read a prepared dataset back, from any fsspec URL, using its manifest.
+
+A read is a snapshot: the manifest is read before and after the shards, and the read starts over when a
+new run committed in between, so a reader never returns a mix of two runs.
+"""
 import json
+import time
+from typing import Callable, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -9,6 +15,9 @@ from schemas.docarray_docs import TrainingDoc, docs_from_bytes, docs_to_table, t
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
 from transforms.commit import MANIFEST, SUCCESS
 from transforms.storage import filesystem, join_url
+
+ATTEMPTS = 5
+T = TypeVar("T")
 
 
 def load_manifest(url: str) -> dict:
@@ -20,38 +29,65 @@ def load_manifest(url: str) -> dict:
         return json.load(handle)
 
 
-def _read_shards(url: str, kind: str, schema: pa.Schema) -> pa.Table:
-    manifest = load_manifest(url)
+def _snapshot(url: str, read: Callable[[dict], T]) -> T:
+    """read(manifest) on a stable dataset: retried when another run commits while it reads."""
+    for attempt in range(ATTEMPTS):
+        before = load_manifest(url)
+        try:
+            result = read(before)
+        except (FileNotFoundError, OSError):
+            result = None
+        try:
+            after = load_manifest(url)
+        except FileNotFoundError:
+            after = None
+        if result is not None and after is not None and after["run_id"] == before["run_id"]:
+            return result
+        time.sleep(0.2 * (attempt + 1))
+    raise RuntimeError(f"{url} kept changing while it was read ({ATTEMPTS} attempts); try again later.")
+
+
+def _read_parquet(url: str, shards: list) -> list[pa.Table]:
     fs, path = filesystem(url)
     tables = []
-    for shard in manifest["shards"][kind]:
+    for shard in shards:
         with fs.open(join_url(path, shard["path"]), "rb") as handle:
             tables.append(pq.read_table(handle))
-    return pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
+    return tables
 
 
-def load_table(url: str) -> pa.Table:
-    """All documents of a dataset as one pyarrow Table of DOCUMENT_SCHEMA (from the docarray shards when
-    the run wrote no Parquet)."""
-    if not load_manifest(url)["shards"]["documents"]:
-        return docs_to_table(load_docs(url))
-    return _read_shards(url, "documents", DOCUMENT_SCHEMA)
-
-
-def load_dead_letters(url: str) -> pa.Table:
-    """All dead letters of a dataset as one pyarrow Table of DEAD_LETTER_SCHEMA."""
-    return _read_shards(url, "dead_letters", DEAD_LETTER_SCHEMA)
-
-
-def load_docs(url: str) -> DocList[TrainingDoc]:
-    """All documents of a dataset as one DocList[TrainingDoc] (from the docarray shards when written)."""
-    manifest = load_manifest(url)
-    shards = manifest["shards"].get("docarray") or []
-    if not shards:
-        return table_to_docs(_read_shards(url, "documents", DOCUMENT_SCHEMA))
+def _read_docs(url: str, shards: list) -> DocList[TrainingDoc]:
     fs, path = filesystem(url)
     docs = DocList[TrainingDoc]()
     for shard in shards:
         with fs.open(join_url(path, shard["path"]), "rb") as handle:
             docs.extend(docs_from_bytes(handle.read()))
     return docs
+
+
+def _table(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    return pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
+
+
+def load_table(url: str) -> pa.Table:
+    """All documents of a dataset as one pyarrow Table of DOCUMENT_SCHEMA (from the docarray shards when
+    the run wrote no Parquet)."""
+    def read(manifest):
+        if manifest["shards"]["documents"]:
+            return _table(_read_parquet(url, manifest["shards"]["documents"]), DOCUMENT_SCHEMA)
+        return docs_to_table(_read_docs(url, manifest["shards"]["docarray"]))
+    return _snapshot(url, read)
+
+
+def load_dead_letters(url: str) -> pa.Table:
+    """All dead letters of a dataset as one pyarrow Table of DEAD_LETTER_SCHEMA."""
+    return _snapshot(url, lambda m: _table(_read_parquet(url, m["shards"]["dead_letters"]), DEAD_LETTER_SCHEMA))
+
+
+def load_docs(url: str) -> DocList[TrainingDoc]:
+    """All documents of a dataset as one DocList[TrainingDoc] (from the docarray shards when written)."""
+    def read(manifest):
+        if manifest["shards"]["docarray"]:
+            return _read_docs(url, manifest["shards"]["docarray"])
+        return table_to_docs(_table(_read_parquet(url, manifest["shards"]["documents"]), DOCUMENT_SCHEMA))
+    return _snapshot(url, read)

@@ -1,9 +1,9 @@
 """A fake Google Cloud Storage on loopback for tests: `gcp-storage-emulator` in a subprocess, with gcsfs
 pointed at it through the environment (so Beam workers and `python -m ...` subprocesses see it too).
 
-Use in a test module:
+Use in a test module (tests/ is on sys.path, as for conftest.py):
 
-    from gcs_emulator import gcs, gcs_server  # noqa: F401  (pytest fixtures)
+    pytest_plugins = ["gcs_emulator"]
 
     def test_something(gcs):
         gcs.fs.pipe(f"{gcs.bucket}/in/a.csv", b"...")
@@ -43,8 +43,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -11,6 +11,7 @@ so they cannot see anything the launcher keeps in its temporary folder: nothing 
 """
 import collections
 import csv
+import dataclasses
 import hashlib
 import os
 import random
@@ -23,7 +24,8 @@ import pytest
 
 import pipelines
 from cluster import DaskCluster, JobService, can_hide_tmp
-from pipelines.cli import main
+from pipelines.cli import main, options_from_args, prepare_parser
+from pipelines.prepare import plan_job, run
 
 ROOT = Path(__file__).resolve().parents[1]
 QUORA = (ROOT / ".." / "shared" / "data" / "csv" / "text-text_example.csv").resolve()
@@ -100,20 +102,33 @@ def shared(tmp_path_factory):
 
 
 class Dataset:
-    """An input CSV, the options it is run with, and what its documents must be."""
+    """An input CSV, the options it is run with, and what its documents must be.
 
-    def __init__(self, name: str, csv_path: Path, options: tuple, layout: str):
+    bucket_bytes: also lower ReadTuning.bucket_bytes (no command-line option; the job is then planned and
+    run exactly as `finetune-etl prepare` does, with that one field changed) so the shuffle has many buckets.
+    size: the --size the options hold (the documents are then a sample of the rows)."""
+
+    def __init__(self, name: str, csv_path: Path, options: tuple, layout: str, bucket_bytes: int | None = None,
+                 size: int | None = None):
         self.name, self.csv, self.options, self.layout = name, csv_path, options, layout
+        self.bucket_bytes, self.size = bucket_bytes, size
         self._runs = 0
 
     def run(self, where: Path, *beam_args: str, label: str) -> Path:
         """Run `prepare` on this dataset into a new folder under `where`; returns the folder."""
         self._runs += 1
         out = where / f"out-{self.name}-{label}-{self._runs}"
+        argv = ["--input", str(self.csv), "--output", str(out), *self.options, *beam_args]
         started = time.monotonic()
-        rc = main(["prepare", "--input", str(self.csv), "--output", str(out), *self.options, *beam_args])
+        if self.bucket_bytes is None:
+            rc = main(["prepare", *argv])
+            assert rc == 0, f"prepare returned {rc}"
+        else:
+            args, rest = prepare_parser().parse_known_args(argv)
+            csv_options, output, tuning = options_from_args(args)
+            tuning = dataclasses.replace(tuning, bucket_bytes=self.bucket_bytes)
+            run(plan_job(args.input, csv_options, output, tuning), rest)
         TIMINGS[f"{self.name}/{label}#{self._runs}"] = round(time.monotonic() - started, 1)
-        assert rc == 0, f"prepare returned {rc}"
         return out
 
 
@@ -123,6 +138,18 @@ def pairs(shared) -> Dataset:
     for at in sorted(BAD_ROWS, reverse=True):
         rows.insert(at, BAD_ROWS[at])
     return Dataset("pairs", write_rows(shared / "pairs.csv", rows), TUNING, "pairs")
+
+
+@pytest.fixture(scope="module")
+def pairs_buckets(pairs) -> Dataset:
+    """The pairs input with about 7 shuffle buckets and shards of at most 300 rows: many files to name."""
+    return Dataset("pairs_buckets", pairs.csv, (*TUNING, "--shard-rows", "300"), "pairs", bucket_bytes=30_000)
+
+
+@pytest.fixture(scope="module")
+def pairs_size(pairs) -> Dataset:
+    """The pairs input sampled down to 1000 rows with --size (a CombineGlobally and a side input)."""
+    return Dataset("pairs_size", pairs.csv, (*TUNING, "--size", "1000"), "pairs", size=1000)
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +165,7 @@ def generated_labeled(shared) -> Dataset:
                    ("--is-labeled", "--range-bytes", "8192", "--batch-rows", "128"), "labeled")
 
 
-DATASETS = ["pairs", "quora"]
+DATASETS = ["pairs", "pairs_buckets", "pairs_size", "quora"]
 
 
 @pytest.fixture(params=DATASETS)
@@ -245,11 +272,17 @@ def check_dataset(out: Path, dataset: Dataset) -> dict:
         expected = collections.Counter({(q, q) for q, _ in good} | {(d, q) for q, d in good})
     else:
         expected = collections.Counter((text, label) for text, label in good)
-    assert got == expected, (f"{sum((expected - got).values())} documents missing, e.g. "
-                             f"{list((expected - got))[:3]}; {sum((got - expected).values())} unexpected, "
-                             f"e.g. {list((got - expected))[:3]}")
-    assert len(set(table.column("id").to_pylist())) == table.num_rows
     counts = manifest["counts"]
+    if dataset.size is None:
+        assert got == expected, (f"{sum((expected - got).values())} documents missing, e.g. "
+                                 f"{list((expected - got))[:3]}; {sum((got - expected).values())} unexpected, "
+                                 f"e.g. {list((got - expected))[:3]}")
+    else:
+        # --size N keeps exactly N of the good rows; their documents are some of the full set's.
+        assert counts.get("rows_documented", 0) == dataset.size, counts
+        assert counts.get("sampled_out", 0) == len(good) - dataset.size, counts
+        assert not got - expected, list(got - expected)[:3]
+    assert len(set(table.column("id").to_pylist())) == table.num_rows
     assert counts["rows_read"] == len(rows)
     assert counts.get("dead_letters", 0) == len(rows) - len(good)
     assert counts["documents_written"] == table.num_rows

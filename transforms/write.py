@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.docarray_docs import docs_to_bytes, table_to_docs
+from schemas.docarray_proto import table_to_shard_bytes
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
 from schemas.options import OutputOptions
 from transforms.counting import count
@@ -113,7 +113,7 @@ class _WriteBucketFn(beam.DoFn):
                                         bytes=write_parquet(shard, path)))
             if self._options.writes_docarray:
                 path = join_url(self._staging, "docarray", name + ".docs")
-                size = write_bytes(docs_to_bytes(table_to_docs(shard)), path)
+                size = write_bytes(table_to_shard_bytes(shard), path)
                 yield Output(MAIN, dict(kind="docarray", bucket=bucket, part=part, path=path, rows=length, bytes=size))
         yield Output(COUNTS, count(STAGE, documents_written=table.num_rows, duplicates_removed=removed))
 
