@@ -100,3 +100,55 @@ class ReadTuning:
     range_bytes: int = 64 * 1024 * 1024
     batch_rows: int = 131_072
     bucket_bytes: int = 64 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaOptions:
+    """How image and mesh URIs are fetched and decoded (Finetuner's convert_to_blob / create_point_clouds).
+
+    Fetching: per-request timeout (seconds), retries with exponential backoff from `backoff` seconds on
+    transient failures, at most `max_bytes` per file, `concurrency` fetches at once per batch.
+    Safety: `allowed_roots` limits the local paths a CSV may name (None: any); private, loopback and
+    link-local addresses are refused unless `allow_private_network`.
+    Images: `max_image_pixels` rejects decompression bombs; `image_size` resizes the shorter side to that
+    many pixels, `image_box` (w, h) fits inside a box (at most one of the two); `image_format` re-encodes
+    (jpeg, png or webp, None keeps the file's bytes unless resizing); `image_quality` for jpeg and webp.
+    Meshes: `point_cloud_size` points sampled per mesh.
+    """
+
+    convert_to_blob: bool = True
+    create_point_clouds: bool = True
+    fetch_remote: bool = True
+    point_cloud_size: int = 2048
+    max_bytes: int = 64 * 1024 * 1024
+    timeout: float = 20.0
+    retries: int = 3
+    backoff: float = 0.5
+    concurrency: int = 16
+    allowed_roots: Optional[tuple[str, ...]] = None
+    allow_private_network: bool = False
+    max_image_pixels: int = 89_478_485
+    image_size: Optional[int] = None
+    image_box: Optional[tuple[int, int]] = None
+    image_format: Optional[str] = None
+    image_quality: int = 90
+
+    def __post_init__(self):
+        if self.point_cloud_size < 1:
+            raise ConfigError(f"--point-cloud-size {self.point_cloud_size} must be at least 1.")
+        if self.max_bytes < 1:
+            raise ConfigError(f"--max-media-bytes {self.max_bytes} must be at least 1.")
+        if self.timeout <= 0 or self.retries < 0 or self.concurrency < 1:
+            raise ConfigError("--fetch-timeout must be positive, --fetch-retries at least 0, --fetch-concurrency at least 1.")
+        if self.image_size is not None and self.image_box is not None:
+            raise ConfigError("--image-size and --image-box contradict each other; pass one of them.")
+        if self.image_size is not None and self.image_size < 1:
+            raise ConfigError(f"--image-size {self.image_size} must be at least 1.")
+        if self.image_box is not None and min(self.image_box) < 1:
+            raise ConfigError(f"--image-box {self.image_box} must be two positive sizes, e.g. 224x224.")
+        if self.image_format not in (None, "jpeg", "png", "webp"):
+            raise ConfigError(f"--image-format {self.image_format!r} is not one of jpeg, png, webp.")
+        if not 1 <= self.image_quality <= 100:
+            raise ConfigError(f"--image-quality {self.image_quality} must be in 1..100.")
+        if self.max_image_pixels < 1:
+            raise ConfigError(f"--max-image-pixels {self.max_image_pixels} must be at least 1.")

@@ -142,13 +142,19 @@ def pairs(shared) -> Dataset:
 
 @pytest.fixture(scope="module")
 def pairs_buckets(pairs) -> Dataset:
-    """The pairs input with about 7 shuffle buckets and shards of at most 300 rows: many files to name."""
+    """The pairs input with 8 shuffle buckets (214 kB / 30 kB) and shards of at most 300 rows: many files
+    to spill, group, write and name."""
     return Dataset("pairs_buckets", pairs.csv, (*TUNING, "--shard-rows", "300"), "pairs", bucket_bytes=30_000)
 
 
 @pytest.fixture(scope="module")
 def pairs_size(pairs) -> Dataset:
-    """The pairs input sampled down to 1000 rows with --size (a CombineGlobally and a side input)."""
+    """The pairs input sampled down to 1000 rows with --size: the only step with a CombineGlobally feeding a
+    side input (AsSingleton) of a ParDo over the same rows. The README promises the same rows on every runner.
+
+    (Known at the time of writing: Beam 2.77's DaskRunner gives such a ParDo a side input computed from
+    every upstream element twice, e.g. CombineGlobally(sum) over range(10) is seen as 90, so --size N keeps
+    N/2 rows there.)"""
     return Dataset("pairs_size", pairs.csv, (*TUNING, "--size", "1000"), "pairs", size=1000)
 
 
@@ -279,10 +285,13 @@ def check_dataset(out: Path, dataset: Dataset) -> dict:
                                  f"e.g. {list((got - expected))[:3]}")
     else:
         # --size N keeps exactly N of the good rows; their documents are some of the full set's.
-        assert counts.get("rows_documented", 0) == dataset.size, counts
-        assert counts.get("sampled_out", 0) == len(good) - dataset.size, counts
+        kept, sampled_out = counts.get("rows_documented", 0), counts.get("sampled_out", 0)
+        assert (kept, sampled_out) == (dataset.size, len(good) - dataset.size), (
+            f"--size {dataset.size} kept {kept} of {len(good)} rows (sampled_out {sampled_out})")
         assert not got - expected, list(got - expected)[:3]
     assert len(set(table.column("id").to_pylist())) == table.num_rows
+    if dataset.bucket_bytes is not None:
+        assert len(manifest["shards"]["documents"]) > 1
     assert counts["rows_read"] == len(rows)
     assert counts.get("dead_letters", 0) == len(rows) - len(good)
     assert counts["documents_written"] == table.num_rows
@@ -291,13 +300,20 @@ def check_dataset(out: Path, dataset: Dataset) -> dict:
 
 
 def assert_same_dataset(out: Path, baseline: Path) -> None:
-    """Byte-identical documents and dead-letters Parquet files, the same shards and the same counts."""
-    assert pipelines.load_table(str(out)).equals(pipelines.load_table(str(baseline)))
+    """The same counts, the same documents table, byte-identical documents and dead-letters Parquet files
+    and the same shards as the DirectRunner's (one process) output."""
+    got, want = pipelines.load_manifest(str(out)), pipelines.load_manifest(str(baseline))
+    differing = {k: (got["counts"].get(k), want["counts"].get(k))
+                 for k in sorted(set(got["counts"]) | set(want["counts"])) if got["counts"].get(k) != want["counts"].get(k)}
+    assert not differing, f"counts differ from the DirectRunner's, as (this runner, DirectRunner): {differing}"
+    table, expected = pipelines.load_table(str(out)), pipelines.load_table(str(baseline))
+    ids, expected_ids = set(table.column("id").to_pylist()), set(expected.column("id").to_pylist())
+    assert ids == expected_ids, (f"{table.num_rows} documents vs the DirectRunner's {expected.num_rows}: "
+                                 f"{len(expected_ids - ids)} ids missing, {len(ids - expected_ids)} extra")
+    assert table.equals(expected)
     assert digests(out, "documents"), "no documents files"
     assert digests(out, "documents") == digests(baseline, "documents")
     assert digests(out, "dead_letters") == digests(baseline, "dead_letters")
-    got, want = pipelines.load_manifest(str(out)), pipelines.load_manifest(str(baseline))
-    assert got["counts"] == want["counts"]
     assert got["shards"] == want["shards"]
 
 
@@ -306,8 +322,8 @@ def assert_same_dataset(out: Path, baseline: Path) -> None:
 def test_direct_runner_multi_processing_is_byte_identical(dataset, baseline, shared):
     """DirectRunner multi_processing with 2 workers == one process, byte for byte."""
     out = dataset.run(shared, *MULTI_PROCESSING, label="multi")
-    check_dataset(out, dataset)
     assert_same_dataset(out, baseline)
+    check_dataset(out, dataset)
 
 
 def test_dask_workers_are_fresh_and_do_not_see_the_launcher_tmp(dask_cluster, tmp_path):
@@ -329,10 +345,10 @@ def test_dask_runner_gives_identical_documents(dataset, baseline, dask_cluster, 
     """DaskRunner on the local cluster == DirectRunner: byte-identical Parquet, same counts and shards;
     the job committed (_SUCCESS written, _staging-* removed) although every stage ran in other processes."""
     out = dataset.run(shared, *dask_args(dask_cluster), label="dask")
-    check_dataset(out, dataset)
     assert (out / "_SUCCESS").is_file()
     assert not list(out.glob("_staging-*"))
     assert_same_dataset(out, baseline)
+    check_dataset(out, dataset)
 
 
 def test_dask_runner_with_relative_paths(pairs, dask_cluster, shared, monkeypatch):
@@ -366,5 +382,5 @@ def test_dask_runs_two_different_jobs_back_to_back(generated_labeled, pairs, das
 def test_portable_runner_gives_identical_documents(dataset, baseline, job_service, shared):
     """PortableRunner on Beam's local job service (LOOPBACK workers) == DirectRunner, byte for byte."""
     out = dataset.run(shared, *portable_args(job_service), label="portable")
-    check_dataset(out, dataset)
     assert_same_dataset(out, baseline)
+    check_dataset(out, dataset)
