@@ -34,21 +34,34 @@ def expand_inputs(patterns: list[str]) -> list[tuple[str, int]]:
     for pattern in patterns:
         if is_local(pattern):
             pattern = os.path.abspath(pattern.removeprefix("file://"))
-        fs, path = url_to_fs(pattern)
-        if fsspec.core.has_magic(path):
-            paths = [p for p in sorted(fs.glob(path)) if fs.isfile(p)]
-            if not paths:
-                raise ConfigError(f"--input {pattern!r} matches no file.")
-        elif not fs.exists(path):
-            raise ConfigError(f"--input {pattern!r} does not exist.")
-        elif fs.isdir(path):
-            raise ConfigError(f"--input {pattern!r} is a folder; pass a glob such as {pattern.rstrip('/')}/*.csv.")
-        else:
-            paths = [path]
+        try:
+            fs, paths = _files_of(pattern)
+        except ConfigError:
+            raise
+        except FileNotFoundError:
+            raise ConfigError(f"--input {pattern!r} matches no file.") from None
+        except Exception as exc:  # storage errors (permissions, network) all mean "cannot read this input"
+            raise ConfigError(f"--input {pattern!r} cannot be read ({type(exc).__name__}: {exc}).") from None
         for p in paths:
             url = p if is_local(pattern) else fs.unstrip_protocol(p)
             found[url] = fs.size(p)
     return sorted(found.items())
+
+
+def _files_of(pattern: str) -> tuple:
+    """An --input value -> (its filesystem, the file paths it names); ConfigError when none."""
+    fs, path = url_to_fs(pattern)
+    if fsspec.core.has_magic(path):
+        paths = [p for p in sorted(fs.glob(path)) if fs.isfile(p)]
+        if not paths:
+            raise ConfigError(f"--input {pattern!r} matches no file.")
+    elif not fs.exists(path):
+        raise ConfigError(f"--input {pattern!r} does not exist.")
+    elif fs.isdir(path):
+        raise ConfigError(f"--input {pattern!r} is a folder; pass a glob such as {pattern.rstrip('/')}/*.csv.")
+    else:
+        paths = [path]
+    return fs, paths
 
 
 def _read_head(url: str) -> bytes:

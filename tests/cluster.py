@@ -13,8 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 LOOPBACK = "127.0.0.1"
 
@@ -51,9 +51,9 @@ def log_tail(log: Path, lines: int = 40) -> str:
 class Service:
     """One subprocess in a new session (so a process group of its own), logging to a file."""
 
-    def __init__(self, args: list, log: Path, env: Optional[dict] = None, cwd: Optional[str] = None):
+    def __init__(self, args: list, log: Path, env: dict | None = None, cwd: str | None = None):
         self.args, self.log = args, log
-        self._log_handle = open(log, "wb")
+        self._log_handle = open(log, "wb")  # noqa: SIM115 - open for the life of the process; closed in stop()
         self.process = subprocess.Popen(args, stdout=self._log_handle, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
 
@@ -109,7 +109,7 @@ def can_hide_tmp() -> bool:
         return False
     probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                             "mount -t tmpfs tmpfs /tmp && test -z \"$(ls -A /tmp)\""],
-                           capture_output=True, timeout=20)
+                           capture_output=True, timeout=20, check=False)
     return probe.returncode == 0
 
 

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import pytest
+from cluster import DaskCluster, JobService, can_hide_tmp
 
 import pipelines
-from cluster import DaskCluster, JobService, can_hide_tmp
 from pipelines.cli import main, options_from_args, prepare_parser
 from pipelines.prepare import plan_job, run
 
@@ -281,8 +281,8 @@ def check_dataset(out: Path, dataset: Dataset) -> dict:
     counts = manifest["counts"]
     if dataset.size is None:
         assert got == expected, (f"{sum((expected - got).values())} documents missing, e.g. "
-                                 f"{list((expected - got))[:3]}; {sum((got - expected).values())} unexpected, "
-                                 f"e.g. {list((got - expected))[:3]}")
+                                 f"{list(expected - got)[:3]}; {sum((got - expected).values())} unexpected, "
+                                 f"e.g. {list(got - expected)[:3]}")
     else:
         # --size N keeps exactly N of the good rows; their documents are some of the full set's.
         kept, sampled_out = counts.get("rows_documented", 0), counts.get("sampled_out", 0)

@@ -66,16 +66,26 @@ class _SmallestKeys(beam.CombineFn):
         return tuple(acc[-1]) if len(acc) >= self._size else None
 
 
+JOIN_KEYS = 16
+
+
 class _KeepUpToFn(beam.DoFn):
-    def process(self, rows: pa.RecordBatch, last: Optional[tuple]) -> Iterator:
-        if last is None:
-            yield Output(MAIN, rows)
-            return
-        keys = rank_keys(rows, row_hashes(rows))
-        keep = np.array([k <= last for k in keys], dtype=bool)
-        if keep.any():
-            yield Output(MAIN, rows.filter(pa.array(keep)))
-        yield Output(COUNTS, count(STAGE, sampled_out=int((~keep).sum())))
+    """(join key, {"rows": [batches], "last": [threshold]}) -> kept rows; COUNTS (sampled_out)."""
+
+    def process(self, element) -> Iterator[Output]:
+        _, joined = element
+        (last,) = list(joined["last"]) or [None]
+        for rows in joined["rows"]:
+            keep = np.ones(rows.num_rows, dtype=bool)
+            if last is not None:
+                keep = np.array([k <= last for k in rank_keys(rows, row_hashes(rows))], dtype=bool)
+            if keep.any():
+                yield Output(MAIN, rows.filter(pa.array(keep)))
+            yield Output(COUNTS, count(STAGE, sampled_out=int((~keep).sum())))
+
+
+def _join_key(rows: pa.RecordBatch) -> int:
+    return int(rows.column("source_row")[0].as_py()) % JOIN_KEYS
 
 
 class SampleRows(beam.PTransform):
@@ -93,11 +103,18 @@ class SampleRows(beam.PTransform):
             rows = split[MAIN]
             counts.append(split[COUNTS])
         if self._size is not None:
+            # The threshold reaches the rows by a join, not a side input: Beam 2.77's DaskRunner computes a
+            # side input wrongly when it shares upstream steps with the main input.
             last = (rows
                     | "SmallestKeys" >> beam.ParDo(_SmallestKeysFn(self._size))
-                    | "SizeThreshold" >> beam.CombineGlobally(_SmallestKeys(self._size)))
-            outputs = rows | "KeepSize" >> beam.ParDo(_KeepUpToFn(), beam.pvalue.AsSingleton(last)).with_output_types(
-                Output)
+                    | "SizeThreshold" >> beam.CombineGlobally(_SmallestKeys(self._size)).without_defaults()
+                    | "ToEveryJoinKey" >> beam.FlatMap(lambda t: [(k, t) for k in range(JOIN_KEYS)]))
+            keyed = rows | "KeyRows" >> beam.Map(lambda b: (_join_key(b), b))
+            outputs = (
+                {"rows": keyed, "last": last}
+                | "JoinThreshold" >> beam.CoGroupByKey()
+                | "KeepSize" >> beam.ParDo(_KeepUpToFn()).with_output_types(Output)
+            )
             split = outputs | "SplitSize" >> SplitOutputs((MAIN, COUNTS), pa.RecordBatch)
             rows = split[MAIN]
             counts.append(split[COUNTS])

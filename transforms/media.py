@@ -1,0 +1,136 @@
+"""Media stage: load the images and meshes that candidate documents point at.
+
+Candidate batches are cut into small batches (`media_batch_rows`, tens of rows) and spread over the
+workers; in each, the distinct URIs are fetched concurrently (fetch.fetch_all), images are verified and
+described (images.decode_image: blob, mime_type, width, height) and meshes are sampled into point clouds
+(meshes.point_clouds, vectorized over the batch). A document with any file that cannot be loaded, its own
+or a chunk's, becomes a dead letter of stage `media` that names the URI and says why.
+"""
+import posixpath
+from typing import Iterator
+from urllib.parse import urlparse
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+
+from schemas.options import MediaOptions
+from transforms.counting import count, dead_letters
+from transforms.document_keys import KEY
+from transforms.fetch import fetch_all
+from transforms.images import decode_image
+from transforms.media_errors import MediaError
+from transforms.meshes import point_clouds
+from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN, Output, SplitOutputs
+
+STAGE = "media"
+_MEDIA_FIELDS = ("blob", "mime_type", "width", "height", "point_cloud")
+
+
+def file_type(uri: str) -> str:
+    """The lower-case extension of a URI's path, without the dot ('' when none)."""
+    return posixpath.splitext(urlparse(uri).path if "://" in uri else uri)[1].lstrip(".").lower()
+
+
+def _wanted(kind: str, options: MediaOptions) -> bool:
+    return (kind == "image" and options.convert_to_blob) or (kind == "mesh" and options.create_point_clouds)
+
+
+def load_media(rows: list[dict], options: MediaOptions) -> tuple[list[dict], list[dict], dict]:
+    """Document dicts -> (documents with media fields filled, dead-letter dicts, counts).
+
+    A document's media are its own uri (modality image or mesh) and its chunks' uris."""
+    refs = []  # (row index, chunk index or None, uri, kind)
+    for i, row in enumerate(rows):
+        targets = [(None, row)] if row["chunks"] is None else list(enumerate(row["chunks"]))
+        for c, target in targets:
+            if target["uri"] and _wanted(target["modality"], options):
+                refs.append((i, c, target["uri"], target["modality"]))
+    fetched = {f.uri: f for f in fetch_all(sorted({uri for _, _, uri, _ in refs}), options)}
+    loaded: dict[tuple, object] = {}
+    for i, c, uri, kind in refs:
+        if fetched[uri].error is not None:
+            loaded[(i, c)] = fetched[uri].error
+        elif kind == "image":
+            loaded[(i, c)] = _decode(fetched[uri].data, options)
+    meshes = [(i, c, uri) for i, c, uri, kind in refs if kind == "mesh" and fetched[uri].error is None]
+    clouds = point_clouds([(fetched[uri].data, file_type(uri), uri) for _, _, uri in meshes], options.point_cloud_size)
+    for (i, c, _), cloud in zip(meshes, clouds):
+        loaded[(i, c)] = cloud
+    good, dead = [], []
+    for i, row in enumerate(rows):
+        errors = [(uri, loaded[(j, c)]) for j, c, uri, _ in refs if j == i and isinstance(loaded[(j, c)], MediaError)]
+        if errors:
+            uri, error = errors[0]
+            dead.append(dict(source_file=row["source_file"], source_row=row["source_row"], stage=STAGE,
+                             reason_class=error.reason_class, reason=f"{uri}: {error.reason}", raw=uri))
+            continue
+        for j, c, _, _ in refs:
+            if j == i:
+                _fill(row if c is None else row["chunks"][c], loaded[(j, c)])
+        good.append(row)
+    fetched_bytes = sum(len(f.data) for f in fetched.values() if f.data is not None)
+    counts = count(STAGE, dead=dead, documents_rejected=len(dead), media_files=len(fetched), bytes_fetched=fetched_bytes)
+    return good, dead, counts
+
+
+def _decode(data: bytes, options: MediaOptions):
+    try:
+        return decode_image(data, options)
+    except MediaError as error:
+        return error
+
+
+def _fill(target: dict, media) -> None:
+    if isinstance(media, np.ndarray):
+        target["point_cloud"] = media
+        return
+    target.update(blob=media.blob, mime_type=media.mime_type, width=media.width, height=media.height)
+
+
+def cut(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
+    """A batch -> slices of at most `rows` rows."""
+    for start in range(0, batch.num_rows, rows):
+        yield batch.slice(start, rows)
+
+
+def to_batch(rows: list[dict], schema: pa.Schema) -> pa.RecordBatch:
+    """Document dicts (point clouds as (n, 3) arrays) -> a RecordBatch of `schema`."""
+    for row in rows:
+        for target in [row] + (row["chunks"] or []):
+            if isinstance(target.get("point_cloud"), np.ndarray):
+                target["point_cloud"] = target["point_cloud"].tolist()
+    return pa.RecordBatch.from_pylist(rows, schema=schema)
+
+
+class _LoadMediaFn(beam.DoFn):
+    def __init__(self, options: MediaOptions):
+        self._options = options
+
+    def process(self, batch: pa.RecordBatch) -> Iterator[Output]:
+        good, dead, counts = load_media(batch.to_pylist(), self._options)
+        if good:
+            yield Output(MAIN, to_batch(good, batch.schema))
+        if dead:
+            yield Output(DEAD_LETTERS, dead_letters(dead))
+        yield Output(COUNTS, counts)
+
+
+class LoadMedia(beam.PTransform):
+    """PCollection[candidate RecordBatch] -> {MAIN: candidates with media loaded, DEAD_LETTERS, COUNTS}."""
+
+    def __init__(self, options: MediaOptions, batch_rows: int = 32):
+        super().__init__()
+        self._options, self._batch_rows = options, batch_rows
+
+    def expand(self, candidates):
+        rows = self._batch_rows
+        return (
+            candidates
+            | "CutMediaBatches" >> beam.FlatMap(cut, rows).with_output_types(pa.RecordBatch)
+            | "KeyByFirstDocument" >> beam.Map(lambda b: (int(b.column(KEY)[0].as_py()), b))
+            | "SpreadMediaBatches" >> beam.GroupByKey()
+            | "MediaBatches" >> beam.FlatMap(lambda keyed: keyed[1]).with_output_types(pa.RecordBatch)
+            | "LoadMedia" >> beam.ParDo(_LoadMediaFn(self._options)).with_output_types(Output)
+            | "Split" >> SplitOutputs((MAIN, DEAD_LETTERS, COUNTS), pa.RecordBatch)
+        )
