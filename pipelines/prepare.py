@@ -15,7 +15,7 @@ import uuid
 from typing import Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.inputs import InputPlan, plan_inputs
 from pipelines.progress import PROGRESS_FOLDER, ProgressLine
@@ -24,7 +24,7 @@ from transforms.commit import MANIFEST, SUCCESS, CommitOutput, staging_url
 from transforms.counting import SumCounts
 from transforms.layout import ApplyLayout, LayoutSpec
 from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN
-from transforms.read_csv import ReadCsv
+from transforms.read_csv import ReadCsv, plan_ranges
 from transforms.sample import SampleRows
 from transforms.storage import filesystem, join_url, write_bytes
 from transforms.write import WriteDeadLetters, WriteDocuments
@@ -100,10 +100,18 @@ def check_output(output: OutputOptions, staging: str) -> None:
         raise ConfigError(f"--output {output.output!r} is not writable ({type(exc).__name__}: {exc}).") from None
 
 
-def build(pipeline: beam.Pipeline, job: PrepareJob, progress: bool = False) -> None:
-    """Add the prepare job's stages to a pipeline (with progress markers for a terminal when asked)."""
-    files = pipeline | "Inputs" >> beam.Create(list(job.inputs.files))
-    read = files | "ReadCsv" >> ReadCsv(job.tuning, join_url(job.staging, PROGRESS_FOLDER) if progress else None)
+def build(pipeline: beam.Pipeline, job: PrepareJob, progress: bool = False, plan_here: bool = False) -> None:
+    """Add the prepare job's stages to a pipeline (with progress markers for a terminal when asked).
+
+    plan_here: cut the files into byte ranges now, in the launcher, and start from the ranges (for the
+    DaskRunner, whose bags keep the partitioning of the first Create: one partition per range)."""
+    progress_folder = join_url(job.staging, PROGRESS_FOLDER) if progress else None
+    if plan_here:
+        ranges = [r for f in job.inputs.files for r in plan_ranges(f, job.tuning.range_bytes)]
+        inputs = pipeline | "InputRanges" >> beam.Create(ranges)
+    else:
+        inputs = pipeline | "Inputs" >> beam.Create(list(job.inputs.files))
+    read = inputs | "ReadCsv" >> ReadCsv(job.tuning, progress_folder, planned=plan_here)
     rows, sample_counts = read[MAIN] | "SampleRows" >> SampleRows(job.csv.size, job.csv.sampling_rate)
     laid_out = rows | "ApplyLayout" >> ApplyLayout(job.layout)
     document_files, write_counts = laid_out[MAIN] | "WriteDocuments" >> WriteDocuments(
@@ -140,11 +148,14 @@ def run(job: PrepareJob, beam_args: list[str]) -> dict:
     """Run the job on the runner the Beam arguments choose; returns the manifest written."""
     from pipelines.load import load_manifest
 
+    on_dask = "DaskRunner" in (PipelineOptions(beam_args).view_as(StandardOptions).runner or "")
+    if on_dask and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in beam_args):
+        beam_args = [*beam_args, "--dask_partition_size=1"]
     options = PipelineOptions(beam_args)
     runner = _runner(options)
     progress = runner is not None and sys.stderr.isatty()
     pipeline = beam.Pipeline(runner=runner, options=options)
-    build(pipeline, job, progress)
+    build(pipeline, job, progress, plan_here=on_dask)
     with ProgressLine(job.staging, sum(f.size for f in job.inputs.files)) if progress else contextlib.nullcontext():
         pipeline.run().wait_until_finish()
     return load_manifest(job.output.output)
@@ -153,7 +164,6 @@ def run(job: PrepareJob, beam_args: list[str]) -> dict:
 def _runner(options: PipelineOptions):
     """The DirectRunner's FnApiRunner engine when the DirectRunner is asked for (or nothing is):
     Beam's default DirectRunner first tries Prism, which downloads a binary from the internet."""
-    from apache_beam.options.pipeline_options import StandardOptions
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     name = options.view_as(StandardOptions).runner

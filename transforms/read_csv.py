@@ -88,19 +88,23 @@ class _SpreadRanges(beam.PTransform):
 
 
 class ReadCsv(beam.PTransform):
-    """PCollection[InputFile] -> {MAIN: RecordBatches of rows (f0.., source_file, source_row),
-    DEAD_LETTERS: RecordBatches, COUNTS: dicts}."""
+    """PCollection[InputFile], or of ByteRange when `planned` -> {MAIN: RecordBatches of rows
+    (f0.., source_file, source_row), DEAD_LETTERS: RecordBatches, COUNTS: dicts}."""
 
-    def __init__(self, tuning: ReadTuning, progress_folder: Optional[str] = None):
+    def __init__(self, tuning: ReadTuning, progress_folder: Optional[str] = None, planned: bool = False):
         super().__init__()
         self._tuning = tuning
         self._progress_folder = progress_folder
+        self._planned = planned
 
-    def expand(self, files):
+    def expand(self, files_or_ranges):
+        ranges = files_or_ranges
+        if not self._planned:
+            ranges = (files_or_ranges
+                      | "PlanRanges" >> beam.ParDo(_PlanRangesFn(self._tuning.range_bytes))
+                      | "SpreadRanges" >> _SpreadRanges())
         outputs = (
-            files
-            | "PlanRanges" >> beam.ParDo(_PlanRangesFn(self._tuning.range_bytes))
-            | "SpreadRanges" >> _SpreadRanges()
+            ranges
             | "ParseRanges" >> beam.ParDo(_ParseRangeFn(self._tuning.batch_rows, self._progress_folder)).with_output_types(Output)
         )
         return outputs | "Split" >> SplitOutputs((MAIN, DEAD_LETTERS, COUNTS), pa.RecordBatch)
