@@ -5,7 +5,19 @@ from typing import Optional
 
 from pipelines.beam_options import check_beam_args
 from pipelines.config_file import merge_config
-from schemas.options import DIALECTS, FORMATS, LAYOUTS, ConfigError, CSVOptions, OutputOptions, ReadTuning
+from schemas.options import DIALECTS, FORMATS, LAYOUTS, ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
+
+
+def _box(text: str) -> tuple:
+    width, _, height = text.lower().partition("x")
+    try:
+        return int(width), int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a box like 224x224") from None
+
+
+def _paths(text: str) -> tuple:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def _modalities(text: str) -> tuple:
@@ -44,6 +56,34 @@ def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParse
     csv_group.add_argument("--size", type=int, metavar="N", help="keep at most N rows (a deterministic sample)")
     csv_group.add_argument("--sampling-rate", type=float, metavar="R", help="keep each row with probability R, by its content hash")
     csv_group.add_argument("--score-scale", type=float, metavar="S", help="divide scores by S (5 for STS-B) before the [0, 1] check")
+    media = parser.add_argument_group("media (images and meshes)")
+    media.add_argument("--convert-to-blob", action=argparse.BooleanOptionalAction, default=True,
+                       help="load and verify images into blob, with mime_type, width, height (default: on)")
+    media.add_argument("--create-point-clouds", action=argparse.BooleanOptionalAction, default=True,
+                       help="sample meshes into point clouds (default: on)")
+    media.add_argument("--fetch-remote", action=argparse.BooleanOptionalAction, default=True,
+                       help="also load http(s), gs://, s3:// ... media, not only local files (default: on)")
+    media.add_argument("--point-cloud-size", type=int, default=MediaOptions.point_cloud_size, metavar="N",
+                       help="points per mesh (default: %(default)s)")
+    media.add_argument("--max-media-bytes", type=int, default=MediaOptions.max_bytes, metavar="B",
+                       help="largest media file loaded (default: %(default)s)")
+    media.add_argument("--max-image-pixels", type=int, default=MediaOptions.max_image_pixels, metavar="P",
+                       help="larger images are rejected as decompression bombs (default: %(default)s)")
+    media.add_argument("--image-size", type=int, metavar="N", help="resize images so the shorter side is N pixels")
+    media.add_argument("--image-box", type=_box, metavar="WxH", help="resize images to fit in a W x H box")
+    media.add_argument("--image-format", choices=("jpeg", "png", "webp"), help="re-encode images in this format")
+    media.add_argument("--image-quality", type=int, default=MediaOptions.image_quality, metavar="Q",
+                       help="jpeg/webp quality when re-encoding (default: %(default)s)")
+    media.add_argument("--fetch-timeout", type=float, default=MediaOptions.timeout, metavar="S",
+                       help="seconds per request (default: %(default)s)")
+    media.add_argument("--fetch-retries", type=int, default=MediaOptions.retries, metavar="N",
+                       help="retries of a transient failure: connection error, timeout, 429, 5xx (default: %(default)s)")
+    media.add_argument("--fetch-concurrency", type=int, default=MediaOptions.concurrency, metavar="N",
+                       help="files fetched at once per worker (default: %(default)s)")
+    media.add_argument("--allowed-roots", type=_paths, metavar="DIR[,DIR]",
+                       help="local media paths must lie inside one of these folders (default: any)")
+    media.add_argument("--allow-private-network", action="store_true",
+                       help="let http(s) media resolve to private, loopback or link-local addresses")
     tuning = parser.add_argument_group("tuning")
     tuning.add_argument("--range-bytes", type=int, default=ReadTuning.range_bytes, metavar="B",
                         help="cut large files into byte ranges of about B bytes parsed in parallel (default: %(default)s)")
@@ -52,7 +92,7 @@ def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParse
     return parser
 
 
-def options_from_args(args: argparse.Namespace) -> tuple[CSVOptions, OutputOptions, ReadTuning]:
+def options_from_args(args: argparse.Namespace) -> tuple[CSVOptions, OutputOptions, ReadTuning, MediaOptions]:
     """Parsed arguments -> the option dataclasses (ConfigError on contradictions)."""
     if not args.input or not args.output:
         raise ConfigError("--input and --output are required (on the command line or in the --config file).")
@@ -68,7 +108,14 @@ def options_from_args(args: argparse.Namespace) -> tuple[CSVOptions, OutputOptio
                      score_scale=args.score_scale)
     output = OutputOptions(output=args.output, format=args.format, shard_rows=args.shard_rows,
                            shard_bytes=args.shard_bytes, overwrite=args.overwrite)
-    return csv, output, ReadTuning(range_bytes=args.range_bytes, batch_rows=args.batch_rows)
+    media = MediaOptions(
+        convert_to_blob=args.convert_to_blob, create_point_clouds=args.create_point_clouds,
+        fetch_remote=args.fetch_remote, point_cloud_size=args.point_cloud_size, max_bytes=args.max_media_bytes,
+        timeout=args.fetch_timeout, retries=args.fetch_retries, concurrency=args.fetch_concurrency,
+        allowed_roots=args.allowed_roots, allow_private_network=args.allow_private_network,
+        max_image_pixels=args.max_image_pixels, image_size=args.image_size, image_box=args.image_box,
+        image_format=args.image_format, image_quality=args.image_quality)
+    return csv, output, ReadTuning(range_bytes=args.range_bytes, batch_rows=args.batch_rows), media
 
 
 def run_prepare(argv: list[str]) -> int:
@@ -78,8 +125,8 @@ def run_prepare(argv: list[str]) -> int:
     try:
         args, beam_args = parser.parse_known_args(merge_config(argv, parser))
         check_beam_args(beam_args, [f for a in parser._actions for f in a.option_strings])
-        csv, output, tuning = options_from_args(args)
-        job = plan_job(args.input, csv, output, tuning)
+        csv, output, tuning, media = options_from_args(args)
+        job = plan_job(args.input, csv, output, tuning, media=media)
     except ConfigError as exc:
         print(f"finetune-etl: error: {exc}", file=sys.stderr)
         return 2

@@ -41,7 +41,9 @@ def config_to_argv(config: dict, parser: argparse.ArgumentParser, source: str) -
             known = ", ".join(sorted(d.replace("_", "-") for d in flags if d not in ("help", "config")))
             raise ConfigError(f"{source}: unknown key {key!r}; known keys are {known} and '{BEAM_SECTION}'.")
         flag = max(action.option_strings, key=len)
-        if isinstance(action, argparse._StoreTrueAction):
+        if isinstance(action, argparse.BooleanOptionalAction):
+            ours += [action.option_strings[0] if value else action.option_strings[1]]
+        elif isinstance(action, argparse._StoreTrueAction):
             ours += [flag] if value else []
         elif isinstance(action, argparse._AppendAction):
             for item in value if isinstance(value, list) else [value]:

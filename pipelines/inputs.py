@@ -13,6 +13,7 @@ from fsspec.core import url_to_fs
 from schemas.inputs import NAMED_DIALECTS, InputFile
 from schemas.options import ConfigError, CSVOptions
 from transforms import csv_inspect
+from transforms.read_docarray import is_docarray
 from transforms.storage import is_local
 
 HEAD_BYTES = 64 * 1024
@@ -26,6 +27,8 @@ class InputPlan:
     files: tuple
     layout: str
     modalities: tuple
+    docarray_files: tuple = ()
+    estimated_rows: int = 0
 
 
 def expand_inputs(patterns: list[str]) -> list[tuple[str, int]]:
@@ -70,11 +73,16 @@ def _read_head(url: str) -> bytes:
 
 
 def plan_inputs(patterns: list[str], options: CSVOptions) -> InputPlan:
-    """--input patterns and CSV options -> the InputPlan, or ConfigError when they cannot fit together."""
-    files = expand_inputs(patterns)
+    """--input patterns and CSV options -> the InputPlan, or ConfigError when they cannot fit together.
+    Files ending in .docs are docarray DocLists; every other file is CSV."""
+    found = expand_inputs(patterns)
+    docarray_files = tuple((url, size) for url, size in found if is_docarray(url))
+    files = [(url, size) for url, size in found if not is_docarray(url)]
+    if not files:
+        return InputPlan((), "docarray", (), docarray_files, sum(size // 100 for _, size in docarray_files))
     with concurrent.futures.ThreadPoolExecutor(HEAD_THREADS) as pool:
         heads = list(pool.map(_read_head, [url for url, _ in files]))
-    inspected = []
+    inspected, estimated_rows = [], 0
     for (url, size), head in zip(files, heads):
         text = csv_inspect.head_text(head, options.encoding, whole_file=len(head) >= size)
         if options.dialect == "auto":
@@ -84,6 +92,7 @@ def plan_inputs(patterns: list[str], options: CSVOptions) -> InputPlan:
         records = csv_inspect.sample_records(text, dialect, options.header)
         data = records[1:] if options.header else records
         inspected.append((url, size, dialect, data, csv_inspect.usual_field_count(data or records)))
+        estimated_rows += size * len(records) // max(len(text.encode(options.encoding, "replace")), 1)
     counts = {fields for *_, fields in inspected if fields is not None}
     if len(counts) > 1:
         examples = "; ".join(f"{url} has {fields}" for url, _, _, _, fields in inspected if fields is not None)
@@ -95,4 +104,4 @@ def plan_inputs(patterns: list[str], options: CSVOptions) -> InputPlan:
     modalities = csv_inspect.detect_modalities(layout, fields, sample, options.modalities)
     input_files = tuple(
         InputFile(url, size, dialect, options.encoding, options.header, fields) for url, size, dialect, _, _ in inspected)
-    return InputPlan(input_files, layout, modalities)
+    return InputPlan(input_files, layout, modalities, docarray_files, estimated_rows)

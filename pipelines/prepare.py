@@ -19,17 +19,20 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipelines.inputs import InputPlan, plan_inputs
 from pipelines.progress import PROGRESS_FOLDER, ProgressLine
-from schemas.options import ConfigError, CSVOptions, OutputOptions, ReadTuning
+from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
 from transforms.commit import MANIFEST, SUCCESS, CommitOutput, staging_url
 from transforms.counting import SumCounts
 from transforms.layout import ApplyLayout, LayoutSpec
+from transforms.media import LoadMedia
 from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN
 from transforms.read_csv import ReadCsv, plan_ranges
+from transforms.read_docarray import ReadDocLists
 from transforms.sample import SampleRows
 from transforms.storage import filesystem, join_url, write_bytes
 from transforms.write import WriteDeadLetters, WriteDocuments
 
 VERSION = "0.1.0"
+MEDIA_BYTES_PER_FILE = 256 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,14 +44,26 @@ class PrepareJob:
     output: OutputOptions
     tuning: ReadTuning
     run_id: str
+    media: MediaOptions = MediaOptions()
 
     @property
     def staging(self) -> str:
         return staging_url(self.output.output, self.run_id)
 
     @property
+    def loads_media(self) -> bool:
+        """Whether any document may point at an image or mesh this run loads."""
+        wanted = {"image"} if self.media.convert_to_blob else set()
+        wanted |= {"mesh"} if self.media.create_point_clouds else set()
+        return bool(wanted & set(self.inputs.modalities)) or bool(self.inputs.docarray_files and wanted)
+
+    @property
     def buckets(self) -> int:
-        total = sum(f.size for f in self.inputs.files)
+        """Write buckets: enough that one holds about `bucket_bytes` of input, or of media when media load
+        (estimated at MEDIA_BYTES_PER_FILE per file)."""
+        total = sum(f.size for f in self.inputs.files) + sum(size for _, size in self.inputs.docarray_files)
+        if self.loads_media:
+            total = max(total, self.inputs.estimated_rows * 2 * MEDIA_BYTES_PER_FILE)
         return max(1, math.ceil(total / self.tuning.bucket_bytes))
 
     @property
@@ -63,13 +78,14 @@ class PrepareJob:
             "layout": self.inputs.layout,
             "clip": self.layout.is_clip,
             "modalities": list(self.inputs.modalities),
-            "options": {"csv": dataclasses.asdict(self.csv), "output": dataclasses.asdict(self.output)},
+            "options": {"csv": dataclasses.asdict(self.csv), "output": dataclasses.asdict(self.output),
+                        "media": dataclasses.asdict(self.media)},
             "inputs": [
                 {"url": f.url, "size": f.size, "delimiter": f.dialect.delimiter,
                  "skipinitialspace": f.dialect.skipinitialspace, "encoding": f.encoding, "header": f.header,
                  "fields": f.expected_fields}
                 for f in self.inputs.files
-            ],
+            ] + [{"url": url, "size": size, "format": "docarray"} for url, size in self.inputs.docarray_files],
         }
 
 
@@ -105,26 +121,44 @@ def build(pipeline: beam.Pipeline, job: PrepareJob, progress: bool = False, plan
 
     plan_here: cut the files into byte ranges now, in the launcher, and start from the ranges (for the
     DaskRunner, whose bags keep the partitioning of the first Create: one partition per range)."""
-    progress_folder = join_url(job.staging, PROGRESS_FOLDER) if progress else None
-    if plan_here:
-        ranges = [r for f in job.inputs.files for r in plan_ranges(f, job.tuning.range_bytes)]
-        inputs = pipeline | "InputRanges" >> beam.Create(ranges)
-    else:
-        inputs = pipeline | "Inputs" >> beam.Create(list(job.inputs.files))
-    read = inputs | "ReadCsv" >> ReadCsv(job.tuning, progress_folder, planned=plan_here)
-    rows, sample_counts = read[MAIN] | "SampleRows" >> SampleRows(job.csv.size, job.csv.sampling_rate)
-    laid_out = rows | "ApplyLayout" >> ApplyLayout(job.layout)
-    document_files, write_counts = laid_out[MAIN] | "WriteDocuments" >> WriteDocuments(
+    candidates, dead, counts = [], [], []
+    if job.inputs.files:
+        progress_folder = join_url(job.staging, PROGRESS_FOLDER) if progress else None
+        if plan_here:
+            ranges = [r for f in job.inputs.files for r in plan_ranges(f, job.tuning.range_bytes)]
+            inputs = pipeline | "InputRanges" >> beam.Create(ranges)
+        else:
+            inputs = pipeline | "Inputs" >> beam.Create(list(job.inputs.files))
+        read = inputs | "ReadCsv" >> ReadCsv(job.tuning, progress_folder, planned=plan_here)
+        rows, sample_counts = read[MAIN] | "SampleRows" >> SampleRows(job.csv.size, job.csv.sampling_rate)
+        laid_out = rows | "ApplyLayout" >> ApplyLayout(job.layout)
+        candidates.append(laid_out[MAIN])
+        dead += [read[DEAD_LETTERS], laid_out[DEAD_LETTERS]]
+        counts += [read[COUNTS], laid_out[COUNTS], *sample_counts]
+    if job.inputs.docarray_files:
+        doclists = (pipeline
+                    | "DocListInputs" >> beam.Create([url for url, _ in job.inputs.docarray_files])
+                    | "ReadDocLists" >> ReadDocLists(job.tuning.batch_rows))
+        candidates.append(doclists[MAIN])
+        dead.append(doclists[DEAD_LETTERS])
+        counts.append(doclists[COUNTS])
+    documents = candidates | "AllCandidates" >> beam.Flatten()
+    if job.loads_media:
+        loaded = documents | "LoadMedia" >> LoadMedia(job.media, job.tuning.media_batch_rows)
+        documents = loaded[MAIN]
+        dead.append(loaded[DEAD_LETTERS])
+        counts.append(loaded[COUNTS])
+    document_files, write_counts = documents | "WriteDocuments" >> WriteDocuments(
         job.staging, job.output, job.buckets, job.layout.removes_duplicates)
-    dead = (read[DEAD_LETTERS], laid_out[DEAD_LETTERS]) | "AllDeadLetters" >> beam.Flatten()
-    dead_files = dead | "WriteDeadLetters" >> WriteDeadLetters(job.staging, job.output, job.buckets)
+    dead_files = dead | "AllDeadLetters" >> beam.Flatten() | "WriteDeadLetters" >> WriteDeadLetters(
+        job.staging, job.output, job.buckets)
     files_written = (document_files, dead_files) | "AllFiles" >> beam.Flatten()
-    counts = (
-        (read[COUNTS], laid_out[COUNTS], write_counts, *sample_counts)
+    all_counts = (
+        (*counts, write_counts)
         | "AllCounts" >> beam.Flatten()
         | "SumCounts" >> beam.CombineGlobally(SumCounts())
     )
-    _ = (files_written, counts) | "Commit" >> CommitOutput(job.output.output, job.staging, job.manifest())
+    _ = (files_written, all_counts) | "Commit" >> CommitOutput(job.output.output, job.staging, job.manifest())
 
 
 def resolve_output(url: str, run_id: str, now: datetime.datetime) -> str:
@@ -134,12 +168,12 @@ def resolve_output(url: str, run_id: str, now: datetime.datetime) -> str:
 
 
 def plan_job(input_patterns: list[str], csv: CSVOptions, output: OutputOptions, tuning: ReadTuning,
-             run_id: Optional[str] = None) -> PrepareJob:
+             run_id: Optional[str] = None, media: MediaOptions = MediaOptions()) -> PrepareJob:
     """Options -> a PrepareJob, checking inputs and output first (ConfigError on a mistake)."""
     run_id = run_id or new_run_id()
     output = dataclasses.replace(output, output=resolve_output(
         output.output, run_id, datetime.datetime.now(datetime.timezone.utc)))
-    job = PrepareJob(plan_inputs(input_patterns, csv), csv, output, tuning, run_id)
+    job = PrepareJob(plan_inputs(input_patterns, csv), csv, output, tuning, run_id, media)
     check_output(output, job.staging)
     return job
 

@@ -100,6 +100,7 @@ class ReadTuning:
     range_bytes: int = 64 * 1024 * 1024
     batch_rows: int = 131_072
     bucket_bytes: int = 64 * 1024 * 1024
+    media_batch_rows: int = 32
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,7 @@ def test_every_config_parses_and_validates(config):
     """Each file is YAML whose keys are known options, whose values our option classes accept, and whose
     Beam section holds options Beam knows."""
     args, beam_args = parse(["--config", str(config)])
-    csv, output, tuning = options_from_args(args)
+    csv, output, tuning, media = options_from_args(args)
     assert args.input and output.output
     assert any(a.startswith("--runner=") for a in beam_args)
 

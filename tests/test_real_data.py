@@ -84,11 +84,11 @@ def test_dummy_csv_is_read_as_query_document_pairs(tmp_path, shared_data):
 
 
 def test_text_image_csv_gives_clip_pair_documents(tmp_path, shared_data):
-    """text-image_example.csv (image URL, text): CLIP pair documents [image, text], one per distinct row,
-    no label; nothing is fetched (no blobs)."""
+    """text-image_example.csv (image URL, text) with --no-fetch-remote: CLIP pair documents [image, text],
+    one per distinct row, no label; the remote images keep their URLs and are not fetched (no blobs)."""
     path = shared_data / "csv" / "text-image_example.csv"
     rows = csv_rows(path)
-    out = run_prepare(tmp_path, path)
+    out = run_prepare(tmp_path, path, "--no-fetch-remote")
     manifest = pipelines.load_manifest(str(out))
     assert manifest["layout"] == "pairs" and manifest["clip"] is True
     table = pipelines.load_table(str(out))

@@ -95,8 +95,9 @@ def test_labeled_text_gives_one_document_per_row_with_exact_labels(tmp_path):
 
 
 def test_labeled_image_paths_give_image_documents_with_uris(tmp_path):
-    """Image paths and URLs with is_labeled=True: five image documents, uri kept as written."""
-    out = run_prepare(tmp_path, LABELED_IMAGES, "--is-labeled")
+    """Image paths and URLs with is_labeled=True and convert_to_blob off (the page's files do not exist
+    here): five image documents, uri kept as written."""
+    out = run_prepare(tmp_path, LABELED_IMAGES, "--is-labeled", "--no-convert-to-blob")
     table = pipelines.load_table(str(out))
     assert table.num_rows == 5
     assert set(table.column("modality").to_pylist()) == {"image"}
@@ -158,9 +159,9 @@ def test_query_document_ellipsis_line_is_a_read_dead_letter(query_document_run):
 
 def test_clip_rows_give_two_chunk_pair_documents_text_then_image(tmp_path):
     """Text, image path: one unlabelled 'pair' document per row, chunks [text, image] in column order,
-    relative image paths resolved against the CSV's folder."""
+    relative image paths resolved against the CSV's folder (convert_to_blob off: the images do not exist)."""
     source = write_csv(tmp_path / "clip", CLIP)
-    out = run_prepare(tmp_path, source)
+    out = run_prepare(tmp_path, source, "--no-convert-to-blob")
     table = pipelines.load_table(str(out))
     assert table.num_rows == 2
     assert set(table.column("modality").to_pylist()) == {"pair"}
@@ -176,10 +177,22 @@ def test_clip_rows_give_two_chunk_pair_documents_text_then_image(tmp_path):
     assert pipelines.load_manifest(str(out))["clip"] is True
 
 
+def test_missing_images_are_dead_letters_when_loading(tmp_path):
+    """With convert_to_blob on (the default) the page's CLIP rows name images that do not exist: each row is
+    a media dead letter that names the missing file; counts reconcile."""
+    source = write_csv(tmp_path / "clip", CLIP)
+    out = run_prepare(tmp_path, source)
+    dead = pipelines.load_dead_letters(str(out)).to_pylist()
+    assert sorted((d["stage"], d["reason_class"], d["source_row"]) for d in dead) == [
+        ("media", "missing", 1), ("media", "missing", 2)]
+    assert all(str(source.parent) in d["reason"] for d in dead)
+    assert pipelines.load_manifest(str(out))["reconciliation"]["reconciled"]
+
+
 def test_clip_reversed_columns_give_image_then_text_chunks(tmp_path):
     """The page: the order does not matter if it is consistent; chunks follow the column order."""
     source = write_csv(tmp_path / "clip", CLIP_REVERSED)
-    out = run_prepare(tmp_path, source)
+    out = run_prepare(tmp_path, source, "--no-convert-to-blob")
     table = pipelines.load_table(str(out))
     assert table.num_rows == 2
     for row in table.to_pylist():

@@ -41,12 +41,14 @@ def staging_url(output: str, run_id: str) -> str:
 def reconcile(counts: dict) -> dict:
     """The two equations every run must satisfy, with both sides, and whether they hold."""
     rows_read = counts.get("rows_read", 0)
-    accounted = counts.get("rows_documented", 0) + counts.get("dead_letters", 0) + counts.get("sampled_out", 0)
+    row_dead_letters = counts.get("dead_letters", 0) - counts.get("documents_rejected", 0)
+    accounted = counts.get("rows_documented", 0) + row_dead_letters + counts.get("sampled_out", 0)
     candidates = counts.get("candidate_documents", 0)
-    written = counts.get("documents_written", 0) + counts.get("duplicates_removed", 0)
+    written = (counts.get("documents_written", 0) + counts.get("duplicates_removed", 0)
+               + counts.get("documents_rejected", 0))
     return {
-        "rows_read = rows_documented + dead_letters + sampled_out": [rows_read, accounted],
-        "candidate_documents = documents_written + duplicates_removed": [candidates, written],
+        "rows_read = rows_documented + (dead_letters - documents_rejected) + sampled_out": [rows_read, accounted],
+        "candidate_documents = documents_written + duplicates_removed + documents_rejected": [candidates, written],
         "reconciled": rows_read == accounted and candidates == written,
     }
 

@@ -24,7 +24,7 @@ from transforms.meshes import point_clouds
 from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN, Output, SplitOutputs
 
 STAGE = "media"
-_MEDIA_FIELDS = ("blob", "mime_type", "width", "height", "point_cloud")
+SPREAD_KEYS = 1 << 20  # batches are grouped by their first key modulo this, to spread them over workers
 
 
 def file_type(uri: str) -> str:
@@ -32,7 +32,15 @@ def file_type(uri: str) -> str:
     return posixpath.splitext(urlparse(uri).path if "://" in uri else uri)[1].lstrip(".").lower()
 
 
-def _wanted(kind: str, options: MediaOptions) -> bool:
+def is_remote(uri: str) -> bool:
+    """True for URLs with a scheme other than file://."""
+    return "://" in uri and not uri.startswith("file://")
+
+
+def _wanted(kind: str, uri: str, options: MediaOptions) -> bool:
+    """Whether this run loads a media URI: --no-fetch-remote leaves remote ones as URIs, as Finetuner did."""
+    if not options.fetch_remote and is_remote(uri):
+        return False
     return (kind == "image" and options.convert_to_blob) or (kind == "mesh" and options.create_point_clouds)
 
 
@@ -44,7 +52,7 @@ def load_media(rows: list[dict], options: MediaOptions) -> tuple[list[dict], lis
     for i, row in enumerate(rows):
         targets = [(None, row)] if row["chunks"] is None else list(enumerate(row["chunks"]))
         for c, target in targets:
-            if target["uri"] and _wanted(target["modality"], options):
+            if target["uri"] and _wanted(target["modality"], target["uri"], options):
                 refs.append((i, c, target["uri"], target["modality"]))
     fetched = {f.uri: f for f in fetch_all(sorted({uri for _, _, uri, _ in refs}), options)}
     loaded: dict[tuple, object] = {}
@@ -63,7 +71,8 @@ def load_media(rows: list[dict], options: MediaOptions) -> tuple[list[dict], lis
         if errors:
             uri, error = errors[0]
             dead.append(dict(source_file=row["source_file"], source_row=row["source_row"], stage=STAGE,
-                             reason_class=error.reason_class, reason=f"{uri}: {error.reason}", raw=uri))
+                             reason_class=error.reason_class,
+                             reason=error.reason if uri in error.reason else f"{uri}: {error.reason}", raw=uri))
             continue
         for j, c, _, _ in refs:
             if j == i:
@@ -128,7 +137,7 @@ class LoadMedia(beam.PTransform):
         return (
             candidates
             | "CutMediaBatches" >> beam.FlatMap(cut, rows).with_output_types(pa.RecordBatch)
-            | "KeyByFirstDocument" >> beam.Map(lambda b: (int(b.column(KEY)[0].as_py()), b))
+            | "KeyByFirstDocument" >> beam.Map(lambda b: (int(b.column(KEY)[0].as_py()) % SPREAD_KEYS, b))
             | "SpreadMediaBatches" >> beam.GroupByKey()
             | "MediaBatches" >> beam.FlatMap(lambda keyed: keyed[1]).with_output_types(pa.RecordBatch)
             | "LoadMedia" >> beam.ParDo(_LoadMediaFn(self._options)).with_output_types(Output)

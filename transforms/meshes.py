@@ -1,0 +1,218 @@
+"""Meshes to point clouds: load a 3D file with trimesh, sample points uniformly over its surface.
+
+Sampling is vectorized over a whole batch of meshes (triangle areas and points in a few numpy calls for all
+faces at once); each mesh draws from its own `np.random.default_rng(seed)`, seeded from its URI, so a cloud
+is bit-identical whatever else is in the batch. Every file that cannot become a cloud is a MediaError.
+"""
+import dataclasses
+import hashlib
+import io
+import json
+import re
+import struct
+from typing import Optional
+
+import numpy as np
+import trimesh
+
+from transforms.media_errors import MediaError
+
+MESH_TYPES = ("off", "obj", "ply", "stl", "glb", "gltf")
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """A loaded file: a mesh, vertices (n, 3) float64 and triangles faces (m, 3) int64, or, for a file of
+    points only, points (n, 3) float64. dropped_faces counts the triangles left out for non-finite vertices."""
+
+    vertices: Optional[np.ndarray] = None
+    faces: Optional[np.ndarray] = None
+    points: Optional[np.ndarray] = None
+    dropped_faces: int = 0
+
+
+def mesh_seed(uri: str) -> int:
+    """A URI -> a stable 64-bit seed (blake2b of its UTF-8 bytes; the same on every run and machine)."""
+    return int.from_bytes(hashlib.blake2b(uri.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def load_geometry(data: bytes, file_type: str) -> Geometry:
+    """File bytes and extension ('off', 'obj', 'ply', 'stl', 'glb', 'gltf') -> Geometry.
+
+    A scene is combined into one mesh with its transforms applied (like trimesh.load(force='mesh')); a file
+    with points but no faces gives points. Raises MediaError mesh_unreadable, mesh_empty or mesh_degenerate.
+    """
+    file_type = file_type.lower()
+    if file_type not in MESH_TYPES:
+        raise MediaError("mesh_unreadable", f"file type {file_type!r} is not a mesh format this pipeline reads; "
+                                            f"convert it to one of {', '.join(MESH_TYPES)}.")
+    _check_declared_counts(data, file_type)
+    try:
+        # process=False: no vertex merging (sampling does not need it) and non-finite vertices stay visible.
+        scene = trimesh.load_scene(file_obj=io.BytesIO(data), file_type=file_type, process=False,
+                                   skip_materials=True)
+        parts = []  # (vertices (n, 3) in scene coordinates, faces (m, 3) or None)
+        for node in scene.graph.nodes_geometry:
+            transform, name = scene.graph[node]
+            part = scene.geometry[name]
+            if isinstance(part, (trimesh.Trimesh, trimesh.PointCloud)) and len(part.vertices):
+                vertices = trimesh.transform_points(np.asarray(part.vertices, np.float64), transform)
+                faces = np.asarray(part.faces, np.int64) if isinstance(part, trimesh.Trimesh) else None
+                parts.append((vertices, faces))
+    except Exception as error:  # trimesh raises anything from IndexError to struct.error on bad bytes
+        raise MediaError("mesh_unreadable", _unreadable_reason(data, file_type, error)) from None
+    meshes = [(v, f) for v, f in parts if f is not None and len(f)]
+    if meshes:
+        return _mesh_geometry(meshes)
+    if not parts:
+        raise MediaError("mesh_empty", f"the {file_type} file has no vertices, so there is nothing to sample; "
+                                       "check that it was exported with its geometry.")
+    points = np.concatenate([v for v, _ in parts])
+    finite = np.isfinite(points).all(axis=1)
+    if not finite.any():
+        raise MediaError("mesh_degenerate", f"all {len(points)} points of the {file_type} file are NaN or infinite.")
+    return Geometry(points=points[finite])
+
+
+def _mesh_geometry(meshes: list[tuple[np.ndarray, np.ndarray]]) -> Geometry:
+    """Meshes [(vertices (n_i, 3), faces (m_i, 3))] -> one Geometry without faces on non-finite vertices."""
+    offsets = np.cumsum([0] + [len(v) for v, _ in meshes[:-1]])
+    vertices = np.concatenate([v for v, _ in meshes])
+    faces = np.concatenate([f + offset for (_, f), offset in zip(meshes, offsets)])
+    outside = faces[(faces < 0) | (faces >= len(vertices))]
+    if len(outside):
+        raise MediaError("mesh_unreadable", f"a face refers to vertex {outside[0]}, but the file has vertices 0 to "
+                                            f"{len(vertices) - 1} only; it is corrupt.")
+    keep = np.isfinite(vertices).all(axis=1)[faces].all(axis=1)
+    if not keep.any():
+        raise MediaError("mesh_degenerate", f"all {len(faces)} faces have non-finite (NaN or infinite) vertices.")
+    return Geometry(vertices=vertices, faces=faces[keep], dropped_faces=int(len(faces) - keep.sum()))
+
+
+def _check_declared_counts(data: bytes, file_type: str) -> None:
+    """Refuse an OFF or PLY header that declares more vertices or faces than the file has bytes for.
+
+    trimesh trusts these counts: a truncated file loads as a smaller mesh, or as stray points."""
+    declared = []  # (what, count, at least this many bytes each)
+    if file_type == "off":
+        match = re.search(rb"OFF\s*(\d+)\s+(\d+)", re.sub(rb"#[^\n]*", b"", data[:65536]))
+        if match:
+            declared = [("vertices", int(match[1]), 6), ("faces", int(match[2]), 8)]  # "0 0 0\n", "3 0 1 2\n"
+    elif file_type == "ply" and b"end_header" in data[:65536]:
+        header = data[: data.index(b"end_header")].decode("ascii", "replace").split("\n")
+        per_value = 2 if any(line.startswith("format ascii") for line in header) else 1
+        for line in header:
+            words = line.split()
+            if words[:1] == ["element"] and len(words) == 3 and words[2].isdigit():
+                declared.append([words[1], int(words[2]), 0])
+            elif words[:1] == ["property"] and declared:
+                declared[-1][2] += per_value  # each value takes a byte in binary, a digit and a space in ASCII
+    needed = sum(count * size for _, count, size in declared)
+    if needed > len(data):
+        counts = ", ".join(f"{count} {what}" for what, count, _ in declared)
+        raise MediaError("mesh_unreadable", f"the {file_type.upper()} header declares {counts}, which need at "
+                                            f"least {needed} bytes, but the file has {len(data)}; it is truncated "
+                                            "or corrupt.")
+
+
+def _unreadable_reason(data: bytes, file_type: str, error: Exception) -> str:
+    """The sentence for a file trimesh could not read; names external glTF buffers when those are why."""
+    external = []
+    if file_type in ("gltf", "glb"):
+        try:  # a GLB's JSON chunk follows its 12-byte header and the chunk's length and type
+            chunk = data if file_type == "gltf" else data[20:20 + struct.unpack_from("<I", data, 12)[0]]
+            buffers = json.loads(chunk).get("buffers", [])
+            external = [b["uri"] for b in buffers if not b.get("uri", "data:").startswith("data:")]
+        except Exception:
+            pass  # not even valid glTF JSON: trimesh's message is all there is
+    if external:
+        return (f"the {file_type} file keeps its geometry in external files {', '.join(external)} that are not "
+                "inside it; embed the buffers (export as .glb) to use it.")
+    message = " ".join(str(error).split())[:160] or "no message"
+    return (f"trimesh cannot read this {file_type} file ({type(error).__name__}: {message}); check that the file is "
+            f"a complete {file_type} file.")
+
+
+def sample_point_clouds(geometries: list[Geometry], seeds: list[int], count: int) -> list[np.ndarray | MediaError]:
+    """Geometries with one seed each -> per geometry a (count, 3) float32 cloud or a MediaError.
+
+    Mesh points are uniform over the surface (faces picked by area, then uniform barycentric coordinates);
+    point-only files give `count` of their points (with replacement only when they have fewer). Areas and
+    points are computed for all meshes at once; each mesh uses its own default_rng(seed) for its draws.
+    """
+    results: list = [None] * len(geometries)
+    for i, geometry in enumerate(geometries):
+        if geometry.faces is None:
+            results[i] = _sample_points(geometry.points, np.random.default_rng(seeds[i]), count)
+    meshes = [i for i, g in enumerate(geometries) if g.faces is not None]
+    sizes = np.array([len(geometries[i].faces) for i in meshes], np.int64)
+    starts = np.cumsum(sizes) - sizes
+    vertex_offsets = np.cumsum([0] + [len(geometries[i].vertices) for i in meshes[:-1]])
+    vertices = np.concatenate([geometries[i].vertices for i in meshes] or [np.zeros((0, 3))])  # (V, 3)
+    faces = np.concatenate([geometries[i].faces + o for i, o in zip(meshes, vertex_offsets)]
+                           or [np.zeros((0, 3), np.int64)])  # (F, 3)
+    areas = _twice_areas(vertices, faces)  # (F,)
+    picked = np.empty((len(meshes), count), np.int64)  # (k, count) index into faces
+    uv = np.empty((len(meshes), count, 2))  # (k, count, 2) barycentric coordinates
+    ok = np.ones(len(meshes), bool)
+    for j, (i, start, size) in enumerate(zip(meshes, starts, sizes)):
+        cumulative = np.cumsum(areas[start:start + size])  # per mesh, so no other mesh changes its bits
+        total = cumulative[-1] if size else 0.0
+        if not (np.isfinite(total) and total > 0):
+            results[i] = MediaError("mesh_degenerate", f"the mesh's {size} faces have a total area of {total / 2:g}, "
+                                                       "so there is no surface to sample; check its vertices.")
+            ok[j] = False
+            continue
+        draws = np.random.default_rng(seeds[i]).random((count, 3))  # (count, 3): face, u, v
+        chosen = np.searchsorted(cumulative, draws[:, 0] * total, side="right")
+        picked[j] = start + np.minimum(chosen, size - 1)
+        uv[j] = draws[:, 1:]
+    points = _points_on_faces(vertices, faces[picked[ok]], uv[ok])
+    for j, i in enumerate(np.asarray(meshes, np.int64)[ok]):
+        results[i] = points[j]
+    return results
+
+
+def _sample_points(points: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray | MediaError:
+    """(n, 3) points -> (count, 3) float32 of them, drawn without replacement when n >= count."""
+    if not len(points):
+        return MediaError("mesh_empty", "the file has no points; it cannot become a point cloud.")
+    return points[rng.choice(len(points), count, replace=len(points) < count)].astype(np.float32)
+
+
+def _twice_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Vertices (V, 3) and triangles (F, 3) -> (F,) twice each triangle's area (the cross product's norm).
+
+    Written out elementwise, so a face's value has the same bits whatever faces are around it."""
+    v0 = vertices[faces[:, 0]]
+    e1, e2 = vertices[faces[:, 1]] - v0, vertices[faces[:, 2]] - v0  # (F, 3) each
+    x = e1[:, 1] * e2[:, 2] - e1[:, 2] * e2[:, 1]
+    y = e1[:, 2] * e2[:, 0] - e1[:, 0] * e2[:, 2]
+    z = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    return np.sqrt(x * x + y * y + z * z)
+
+
+def _points_on_faces(vertices: np.ndarray, corners: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Vertices (V, 3), picked triangles (k, count, 3) and uniforms (k, count, 2) -> (k, count, 3) float32
+    points v0 + u e1 + v e2, with (u, v) folded to (1 - u, 1 - v) when u + v > 1 (uniform on the triangle)."""
+    origin = vertices[corners[..., 0]]  # (k, count, 3)
+    uv = np.where(uv[..., :1] + uv[..., 1:] > 1, 1 - uv, uv)
+    e1, e2 = vertices[corners[..., 1]] - origin, vertices[corners[..., 2]] - origin  # only the picked faces
+    return (origin + uv[..., :1] * e1 + uv[..., 1:] * e2).astype(np.float32)
+
+
+def point_clouds(items: list[tuple[bytes, str, str]], count: int) -> list[np.ndarray | MediaError]:
+    """[(file bytes, file type, uri)] -> per item a (count, 3) float32 point cloud or a MediaError, in order.
+
+    Each file is loaded on its own; all loadable ones are sampled in one vectorized call, seeded by uri."""
+    results: list = []
+    for data, file_type, _ in items:
+        try:
+            results.append(load_geometry(data, file_type))
+        except MediaError as error:
+            results.append(error)
+    loaded = [i for i, r in enumerate(results) if isinstance(r, Geometry)]
+    clouds = sample_point_clouds([results[i] for i in loaded], [mesh_seed(items[i][2]) for i in loaded], count)
+    for i, cloud in zip(loaded, clouds):
+        results[i] = cloud
+    return results
