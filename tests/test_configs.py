@@ -69,7 +69,7 @@ def test_dockerfile_base_image_matches_pinned_beam_and_python():
     dockerfile = (ROOT / "Dockerfile").read_text()
     setup = (ROOT / "setup.py").read_text()
     beam_version = re.search(r'BEAM_VERSION = "([\d.]+)"', setup).group(1)
-    assert f'apache-beam[dask]=={{BEAM_VERSION}}' in setup or f"apache-beam[dask]=={beam_version}" in setup
+    assert 'apache-beam[dask]=={BEAM_VERSION}' in setup or f"apache-beam[dask]=={beam_version}" in setup
     base = re.search(r"^FROM\s+(\S+)", dockerfile, re.M).group(1)
     python = re.search(r'python_requires=">=3\.(\d+)', setup)
     assert base == f"apache/beam_python3.11_sdk:{beam_version}", base
