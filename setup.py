@@ -22,6 +22,7 @@ setup(
         "Pillow>=10,<14",
         "trimesh>=4,<6",
         "PyYAML>=6,<7",
+        "urllib3>=1.26,<3",
     ],
     extras_require={
         "test": [
@@ -30,6 +31,8 @@ setup(
             "gcp-storage-emulator>=2024.8",
             "pandas>=2,<4",
             "duckdb>=1,<3",
+            "scipy>=1.10,<2",
+            "psutil>=5.9,<8",
         ],
     },
     entry_points={"console_scripts": ["finetune-etl=pipelines.cli:main"]},

@@ -9,6 +9,7 @@ with no content is a dead letter naming its position in the file.
 """
 import bz2
 import gzip
+import posixpath
 import zlib
 from typing import Iterator
 
@@ -85,9 +86,17 @@ def _content(doc) -> dict:
     return dict(content, modality=str(fields.modality or infer_modality(fields)), _fields=fields)
 
 
+def _resolve(uri, base: str):
+    """A relative media path is relative to the .docs file's folder, as CSV paths are to the CSV's."""
+    if uri is None or "://" in uri or uri.startswith("/"):
+        return uri
+    return posixpath.join(base, uri)
+
+
 def doc_to_row(doc, url: str, position: int) -> dict:
     """A DocProto -> a candidate row (without `_key`); ValueError when it holds no content."""
     row = _content(doc)
+    row["uri"] = _resolve(row["uri"], posixpath.dirname(url))
     fields = row.pop("_fields")
     tags = fields.tags or {}
     chunks = fields.chunks
@@ -97,6 +106,7 @@ def doc_to_row(doc, url: str, position: int) -> dict:
         for chunk in chunks:
             chunk_row = _content(chunk)
             chunk_row.pop("_fields")
+            chunk_row["uri"] = _resolve(chunk_row["uri"], posixpath.dirname(url))
             row["chunks"].append(chunk_row)
         row["modality"] = PAIR
     elif not any(row[k] is not None for k in ("text", "uri", "blob", "point_cloud")):
