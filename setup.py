@@ -31,6 +31,7 @@ setup(
             "gcp-storage-emulator>=2024.8",
             "pandas>=2,<4",
             "duckdb>=1,<3",
+            "datasets>=3,<6",
             "scipy>=1.10,<2",
             "psutil>=5.9,<8",
         ],
