@@ -14,13 +14,11 @@ from docarray import BaseDoc, DocList
 from docarray.typing import NdArray
 from pydantic import Field
 
-from schemas.documents import DOCUMENT_SCHEMA, PAIR
+from schemas.documents import DOCUMENT_SCHEMA, IMAGE_EXTENSIONS, MESH_EXTENSIONS, PAIR
 
 LABEL_TAG = "finetuner_label"
 SCORE_TAG = "finetuner_score"
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
-MESH_EXTENSIONS = {".off", ".obj", ".ply", ".stl", ".glb", ".gltf"}
 
 # Media fields shared by a document and a chunk (Arrow's point_cloud is the docs' tensor).
 _CONTENT = ("text", "uri", "blob", "mime_type", "width", "height")
@@ -122,9 +120,9 @@ def infer_modality(doc: Any) -> str:
     uri = getattr(doc, "uri", None)
     if uri:
         extension = os.path.splitext(urlparse(str(uri)).path)[1].lower()
-        if extension in IMAGE_EXTENSIONS:
+        if extension.lstrip(".") in IMAGE_EXTENSIONS:
             return "image"
-        if extension in MESH_EXTENSIONS:
+        if extension.lstrip(".") in MESH_EXTENSIONS:
             return "mesh"
     return "text"
 

@@ -7,6 +7,9 @@ import pyarrow as pa
 
 MODALITIES = ("text", "image", "mesh")
 PAIR = "pair"
+# File extensions (lower case, no dot) that make a URI an image or a mesh.
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff")
+MESH_EXTENSIONS = ("off", "obj", "ply", "stl", "glb", "gltf")
 
 # Media fields shared by a document and a chunk; the media stage fills them, the text path leaves them null.
 _CONTENT_FIELDS = [

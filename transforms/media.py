@@ -103,13 +103,29 @@ def cut(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
         yield batch.slice(start, rows)
 
 
+def cloud_column(clouds: list) -> pa.Array:
+    """(n_i, 3) float32 arrays or None per row -> a list<fixed_size_list<float32, 3>> column, built from
+    the numpy buffers (no Python floats)."""
+    lengths = np.array([0 if c is None else len(c) for c in clouds], dtype=np.int32)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    present = [c for c in clouds if c is not None]
+    flat = np.concatenate(present).astype(np.float32).ravel() if present else np.zeros(0, np.float32)
+    points = pa.FixedSizeListArray.from_arrays(pa.array(flat), 3)
+    mask = pa.array([c is None for c in clouds])
+    return pa.ListArray.from_arrays(offsets, points, mask=mask)
+
+
 def to_batch(rows: list[dict], schema: pa.Schema) -> pa.RecordBatch:
     """Document dicts (point clouds as (n, 3) arrays) -> a RecordBatch of `schema`."""
+    clouds = [row["point_cloud"] for row in rows]
     for row in rows:
-        for target in [row] + (row["chunks"] or []):
-            if isinstance(target.get("point_cloud"), np.ndarray):
-                target["point_cloud"] = target["point_cloud"].tolist()
-    return pa.RecordBatch.from_pylist(rows, schema=schema)
+        row["point_cloud"] = None
+        for chunk in row["chunks"] or []:
+            if isinstance(chunk.get("point_cloud"), np.ndarray):
+                chunk["point_cloud"] = chunk["point_cloud"].tolist()
+    batch = pa.RecordBatch.from_pylist(rows, schema=schema)
+    index = schema.get_field_index("point_cloud")
+    return batch.set_column(index, schema.field(index), cloud_column(clouds).cast(schema.field(index).type))
 
 
 class _LoadMediaFn(beam.DoFn):

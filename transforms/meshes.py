@@ -15,9 +15,10 @@ from typing import Optional
 import numpy as np
 import trimesh
 
+from schemas.documents import MESH_EXTENSIONS
 from transforms.media_errors import MediaError
 
-MESH_TYPES = ("off", "obj", "ply", "stl", "glb", "gltf")
+MESH_TYPES = MESH_EXTENSIONS
 
 
 @dataclasses.dataclass(frozen=True)

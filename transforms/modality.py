@@ -3,8 +3,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff")
-MESH_EXTENSIONS = ("off", "obj", "ply", "stl", "glb", "gltf")
+from schemas.documents import IMAGE_EXTENSIONS, MESH_EXTENSIONS
 
 # A value is a media URI when it has no line break and ends (before any ?query or #fragment) in a known
 # extension, as a path (`a/b.jpg`, `b.jpg`) or a URL (`https://x/b.jpg?s=1`).
