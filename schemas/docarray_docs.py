@@ -112,7 +112,9 @@ def table_to_docs(table: pa.Table) -> DocList[TrainingDoc]:
 
 
 def infer_modality(doc: Any) -> str:
-    """A doc without a modality -> 'pair' if it has chunks, 'text' if it has text, else from the uri's extension."""
+    """A doc without a modality -> 'pair' if it has chunks, 'text' if it has text, else from the uri's
+    extension, else 'mesh' for a point-cloud tensor and 'image' for a blob (what Finetuner's
+    load_uri_to_point_cloud_tensor / load_uri_to_blob leave), else 'text'."""
     if getattr(doc, "chunks", None):
         return PAIR
     if getattr(doc, "text", None):
@@ -124,6 +126,10 @@ def infer_modality(doc: Any) -> str:
             return "image"
         if extension.lstrip(".") in MESH_EXTENSIONS:
             return "mesh"
+    if getattr(doc, "tensor", None) is not None:
+        return "mesh"
+    if getattr(doc, "blob", None):
+        return "image"
     return "text"
 
 

@@ -6,7 +6,7 @@ files put in `server.root` and counts every request per path (query included) in
 Routes (n, name and seconds are parts of the path or query):
   /files/<name>            the file root/<name> (404 when missing)
   /stream/<name>           the same file without a Content-Length (the body ends when the connection closes)
-  /status/<code>           always that status
+  /status/<code>[/<name>]  always that status
   /flaky/<n>/<name>        500 for the first n requests of this path, then the file
   /429/<name>              429 with Retry-After: 0 on the first request, then the file
   /slow[/<tag>]?seconds=S  sleeps S seconds (default: server.slow_seconds) before answering "slow"
@@ -55,7 +55,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif route == "stream":
             self._file(rest, length=False)
         elif route == "status":
-            self._send(int(rest), b"status %s" % rest.encode())
+            code = rest.split("/", 1)[0]  # /status/404/name.jpg: the name only gives the URL an extension
+            self._send(int(code), b"status %s" % code.encode())
         elif route == "flaky":
             n, _, name = rest.partition("/")
             self._send(500, b"flaky") if hits <= int(n) else self._file(name)

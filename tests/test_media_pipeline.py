@@ -6,8 +6,9 @@ which fail); tests that need them skip when they are missing. Every run is check
 good rows are documents with the media loaded, a file that cannot be loaded makes its document a dead
 letter of stage `media`, and the counts reconcile with `documents_rejected`.
 
-A column's modality comes from its values' extensions, so URLs of server routes that have none
-(/status/404, /slow) carry a `?name=x.jpg` query: the server ignores it, the modality check sees an image.
+A column's modality comes from its values' extensions (README: "a URI or path ending in an image or mesh
+extension"), so URLs of the server's /status/<code> route, whose path cannot have one, carry a
+`/x.jpg` suffix: the server ignores it, the modality check sees an image URI.
 Images and meshes go in separate CSVs: one column holds one modality (a mesh in an image column is a
 `modality` dead letter of the layout stage, as the README says).
 """
@@ -127,18 +128,18 @@ HTTP_IMAGES = ("hopper.jpg", "05978.jpg", "flower.jpg", "hopper_orientation_6.jp
 HTTP_IMAGE_ROWS = [
     ("/files/hopper.jpg", "hopper.jpg", 1),
     ("/files/05978.jpg", "05978.jpg", 1),
-    ("/status/404?name=missing.jpg", "http_404", 1),            # final: not retried
-    ("/status/403?name=secret.jpg", "http_403", 1),
+    ("/status/404/missing.jpg", "http_404", 1),            # final: not retried
+    ("/status/403/secret.jpg", "http_403", 1),
     ("/flaky/1/flower.jpg", "flower.jpg", 2),                    # 500, then the file
     ("/429/hopper_orientation_6.jpg", "hopper_orientation_6.jpg", 2),  # 429 Retry-After: 0, then the file
-    ("/slow?name=slow.jpg", "timeout", 3),                        # 2 s > --fetch-timeout 0.5, every attempt
+    ("/slow/slow.jpg", "timeout", 3),                             # 2 s > --fetch-timeout 0.5, every attempt
     ("/truncated/flower2.jpg", "truncated", 3),                  # half the declared body, every attempt
 ]
 HTTP_MESHES = ("cube.off", "ballA.off")
 HTTP_MESH_ROWS = [
     ("/files/cube.off", "cube.off", 1),
     ("/flaky/1/ballA.off", "ballA.off", 2),
-    ("/status/404?name=gone.off", "http_404", 1),
+    ("/status/404/gone.off", "http_404", 1),
 ]
 
 
@@ -223,12 +224,27 @@ def test_loopback_urls_are_refused_without_allow_private_network(served, tmp_pat
     assert c["documents_rejected"] == len(uris) and c.get("bytes_fetched", 0) == 0
 
 
+def test_mesh_url_with_its_extension_in_the_query_is_not_fetched_in_vain(served, tmp_path):
+    """A URL whose extension is only in its query (`.../redirect?to=/files/cube.off&name=cube.off`) is not a
+    mesh URI: the extension must come before any ?query. In a mesh column it is a layout dead letter and
+    nothing is fetched for it (it used to be taken for a mesh, fetched, then refused for having no type)."""
+    route = "/redirect?to=/files/cube.off&name=cube.off"
+    uri = served.url(route)
+    mesh = served.url("/files/cube.off")
+    out = run_prepare(tmp_path, labeled_csv([mesh, mesh, uri], "mesh"), "--is-labeled", *HTTP_ARGS)
+
+    docs, dead = rows_by_source(out), dead_by_source(out)
+    assert cloud(docs[1]).shape == (CLOUD, 3) and cloud(docs[2]).shape == (CLOUD, 3)
+    assert dead[3]["stage"] == "layout" and dead[3]["reason_class"] == "modality"
+    assert served.hits[route] == 0
+
+
 # --- 7. --no-fetch-remote --------------------------------------------------------------------------
 
 
 def test_no_fetch_remote_keeps_urls_as_uris_without_requests(served, images, tmp_path):
-    uris = [served.url("/files/hopper.jpg"), served.url("/status/404?name=missing.jpg"),
-            served.url("/slow?name=slow.jpg"), str(images / "flower.jpg")]
+    uris = [served.url("/files/hopper.jpg"), served.url("/status/404/missing.jpg"),
+            served.url("/slow/slow.jpg"), str(images / "flower.jpg")]
     out = run_prepare(tmp_path, labeled_csv(uris), "--is-labeled", "--no-fetch-remote", *HTTP_ARGS)
 
     docs = rows_by_source(out)
@@ -314,9 +330,12 @@ def test_image_box_and_format(images, tmp_path):
         doc, (_, (width, height)) = docs[row], upright(images / name)
         assert doc["mime_type"] == "image/webp", name
         assert upright(doc["blob"]) == ("image/webp", (doc["width"], doc["height"])), name
-        assert doc["width"] <= max(100, width) and doc["height"] <= max(50, height), name
-        if width > 100 or height > 50:
+        if width > 100 or height > 50:  # shrunk to fit the box, touching one of its sides
+            assert doc["width"] <= 100 and doc["height"] <= 50, (name, doc["width"], doc["height"])
             assert doc["width"] == 100 or doc["height"] == 50, (name, doc["width"], doc["height"])
+            assert math.isclose(doc["width"] / doc["height"], width / height, rel_tol=0.05), name
+        else:  # never enlarged
+            assert (doc["width"], doc["height"]) == (width, height), name
     reconciled(out)
 
 
@@ -411,7 +430,8 @@ def test_no_create_point_clouds_keeps_mesh_uris(meshes, tmp_path):
     paths = [meshes / "cube.off", meshes / "empty.stl", tmp_path / "missing.obj"]
     out = run_prepare(tmp_path, labeled_csv(paths), "--is-labeled", "--no-create-point-clouds")
     docs = rows_by_source(out)
-    assert [(docs[r]["modality"], docs[r]["uri"], docs[r]["point_cloud"]) for r in sorted(docs)] == [("mesh", str(p), None) for p in paths]
+    got = [(docs[r]["modality"], docs[r]["uri"], docs[r]["point_cloud"]) for r in sorted(docs)]
+    assert got == [("mesh", str(p), None) for p in paths]
     assert dead_by_source(out) == {}
     reconciled(out)
 

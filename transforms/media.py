@@ -48,20 +48,27 @@ def load_media(rows: list[dict], options: MediaOptions) -> tuple[list[dict], lis
     """Document dicts -> (documents with media fields filled, dead-letter dicts, counts).
 
     A document's media are its own uri (modality image or mesh) and its chunks' uris."""
-    refs = []  # (row index, chunk index or None, uri, kind)
+    refs = []  # (row index, chunk index or None, uri, kind); uri None: the document carries its blob
     for i, row in enumerate(rows):
         targets = [(None, row)] if row["chunks"] is None else list(enumerate(row["chunks"]))
         for c, target in targets:
-            if target["uri"] and _wanted(target["modality"], target["uri"], options):
+            if target["modality"] == "image" and target["blob"] is not None and options.convert_to_blob:
+                refs.append((i, c, None, "image"))  # already loaded (e.g. our own output): verify and describe
+            elif target["modality"] == "mesh" and target["point_cloud"] is not None:
+                continue  # already sampled
+            elif target["uri"] and _wanted(target["modality"], target["uri"], options):
                 refs.append((i, c, target["uri"], target["modality"]))
-    fetched = {f.uri: f for f in fetch_all(sorted({uri for _, _, uri, _ in refs}), options)}
+    fetched = {f.uri: f for f in fetch_all(sorted({uri for _, _, uri, _ in refs if uri}), options)}
     loaded: dict[tuple, object] = {}
     for i, c, uri, kind in refs:
-        if fetched[uri].error is not None:
+        if uri is None:
+            target = rows[i] if c is None else rows[i]["chunks"][c]
+            loaded[(i, c)] = _decode(target["blob"], options)
+        elif fetched[uri].error is not None:
             loaded[(i, c)] = fetched[uri].error
         elif kind == "image":
             loaded[(i, c)] = _decode(fetched[uri].data, options)
-    meshes = [(i, c, uri) for i, c, uri, kind in refs if kind == "mesh" and fetched[uri].error is None]
+    meshes = [(i, c, uri) for i, c, uri, kind in refs if kind == "mesh" and uri and fetched[uri].error is None]
     clouds = point_clouds([(fetched[uri].data, file_type(uri), uri) for _, _, uri in meshes], options.point_cloud_size)
     for (i, c, _), cloud in zip(meshes, clouds):
         loaded[(i, c)] = cloud
@@ -70,6 +77,7 @@ def load_media(rows: list[dict], options: MediaOptions) -> tuple[list[dict], lis
         errors = [(uri, loaded[(j, c)]) for j, c, uri, _ in refs if j == i and isinstance(loaded[(j, c)], MediaError)]
         if errors:
             uri, error = errors[0]
+            uri = uri or "the document's blob"
             dead.append(dict(source_file=row["source_file"], source_row=row["source_row"], stage=STAGE,
                              reason_class=error.reason_class,
                              reason=error.reason if uri in error.reason else f"{uri}: {error.reason}", raw=uri))

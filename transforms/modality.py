@@ -7,7 +7,7 @@ from schemas.documents import IMAGE_EXTENSIONS, MESH_EXTENSIONS
 
 # A value is a media URI when it has no line break and ends (before any ?query or #fragment) in a known
 # extension, as a path (`a/b.jpg`, `b.jpg`) or a URL (`https://x/b.jpg?s=1`).
-_URI_TAIL = r"^[^\r\n]*?[^\s/\\]\.({ext})(?:[?#][^\s]*)?$"
+_URI_TAIL = r"^[^?#\r\n]*?[^\s/\\?#]\.({ext})(?:[?#][^\s]*)?$"
 _IMAGE_RE = _URI_TAIL.format(ext="|".join(IMAGE_EXTENSIONS))
 _MESH_RE = _URI_TAIL.format(ext="|".join(MESH_EXTENSIONS))
 _NO_SPACES_OR_URL = r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://\S+|\S+)$"

@@ -93,8 +93,23 @@ def _resolve(uri, base: str):
     return posixpath.join(base, uri)
 
 
+class BadScore(ValueError):
+    """A finetuner_score that is not a number in [0, 1]."""
+
+
+def _score(value) -> float:
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        raise BadScore(f"finetuner_score {value!r} is not a number") from None
+    if not 0 <= score <= 1:  # NaN fails too
+        raise BadScore(f"finetuner_score {value!r} is outside [0, 1]")
+    return score
+
+
 def doc_to_row(doc, url: str, position: int) -> dict:
-    """A DocProto -> a candidate row (without `_key`); ValueError when it holds no content."""
+    """A DocProto -> a candidate row (without `_key`); BadScore for a score outside [0, 1], ValueError
+    when it holds no content."""
     row = _content(doc)
     row["uri"] = _resolve(row["uri"], posixpath.dirname(url))
     fields = row.pop("_fields")
@@ -113,7 +128,7 @@ def doc_to_row(doc, url: str, position: int) -> dict:
         raise ValueError("the document has no text, uri, blob, tensor or chunks")
     label, score = tags.get(LABEL_TAG), tags.get(SCORE_TAG)
     row["label"] = None if label is None else str(label)
-    row["score"] = None if score is None else float(score)
+    row["score"] = None if score is None else _score(score)
     row.update(source_file=url, source_row=position)
     return row
 
@@ -130,7 +145,8 @@ def read_doclist(url: str, data: bytes, batch_rows: int) -> tuple[list[pa.Record
         try:
             rows.append(doc_to_row(doc, url, position))
         except ValueError as exc:
-            dead.append(dict(source_file=url, source_row=position, stage=STAGE, reason_class="empty_document",
+            reason_class = "score" if isinstance(exc, BadScore) else "empty_document"
+            dead.append(dict(source_file=url, source_row=position, stage=STAGE, reason_class=reason_class,
                              reason=f"document {position}: {exc}", raw=None))
     batches = []
     for start in range(0, len(rows), batch_rows):
