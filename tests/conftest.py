@@ -81,8 +81,9 @@ def assert_reconciled(out: Path) -> dict:
     manifest = pipelines.load_manifest(str(out))
     c = manifest["counts"]
     get = lambda k: c.get(k, 0)
-    assert get("rows_read") == get("rows_documented") + get("dead_letters") + get("sampled_out"), c
-    assert get("candidate_documents") == get("documents_written") + get("duplicates_removed"), c
+    rejected = get("documents_rejected")  # media dead letters: documents, not rows (README, "How rows are counted")
+    assert get("rows_read") == get("rows_documented") + get("dead_letters") - rejected + get("sampled_out"), c
+    assert get("candidate_documents") == get("documents_written") + get("duplicates_removed") + rejected, c
     assert manifest["reconciliation"]["reconciled"] is True, manifest["reconciliation"]
     return c
 
