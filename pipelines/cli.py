@@ -34,7 +34,7 @@ def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParse
     parser.add_argument("--config", metavar="FILE",
                         help="YAML job config (see configs/); flags on the command line override it")
     io_group.add_argument("--input", action="append", metavar="URL",
-                          help="CSV file, glob or fsspec URL (gs://, s3://, http(s)://, memory://); repeatable")
+                          help="CSV or docarray .docs file, glob or fsspec URL (gs://, s3://, http(s)://, memory://); repeatable")
     io_group.add_argument("--output", metavar="URL",
                           help="folder (local or fsspec URL) that receives the dataset; {date} and {run_id} are filled in")
     io_group.add_argument("--format", choices=FORMATS, default="both", help="files to write (default: both)")
