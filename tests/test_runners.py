@@ -125,9 +125,9 @@ class Dataset:
             assert rc == 0, f"prepare returned {rc}"
         else:
             args, rest = prepare_parser().parse_known_args(argv)
-            csv_options, output, tuning = options_from_args(args)
+            csv_options, output, tuning, media = options_from_args(args)
             tuning = dataclasses.replace(tuning, bucket_bytes=self.bucket_bytes)
-            run(plan_job(args.input, csv_options, output, tuning), rest)
+            run(plan_job(args.input, csv_options, output, tuning, media=media), rest)
         TIMINGS[f"{self.name}/{label}#{self._runs}"] = round(time.monotonic() - started, 1)
         return out
 
