@@ -16,6 +16,7 @@ import hashlib
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -204,7 +205,11 @@ def dask_cluster(shared):
     The workers get an empty private /tmp when the machine allows it (see module docstring)."""
     logs = shared / "logs"
     logs.mkdir(exist_ok=True)
-    hide = not shared.resolve().is_relative_to(Path(tempfile.gettempdir()).resolve()) and can_hide_tmp()
+    tmp = Path(tempfile.gettempdir()).resolve()
+    # Hiding /tmp only works when the workers need nothing from it: not the shared folder, not this
+    # checkout (the editable install points here), not the Python they run.
+    needed = (shared.resolve(), Path(__file__).resolve().parents[1], Path(sys.executable).resolve(), Path(sys.prefix))
+    hide = not any(p.is_relative_to(tmp) for p in needed) and can_hide_tmp()
     started = time.monotonic()
     cluster = DaskCluster(logs, workers=2, hide_tmp=hide)
     TIMINGS["dask cluster start"] = round(time.monotonic() - started, 1)
