@@ -23,6 +23,8 @@ setup(
         "trimesh>=4,<6",
         "PyYAML>=6,<7",
         "urllib3>=1.26,<3",
+        "rich>=13,<16",
+        "matplotlib>=3.8,<4",
     ],
     extras_require={
         "test": [
@@ -34,6 +36,7 @@ setup(
             "datasets>=3,<6",
             "scipy>=1.10,<2",
             "psutil>=5.9,<8",
+            "atheris>=2.3,<4",
         ],
     },
     entry_points={"console_scripts": ["finetune-etl=pipelines.cli:main"]},

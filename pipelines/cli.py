@@ -1,5 +1,6 @@
 """The `finetune-etl` command line: argparse for our options; everything it does not know goes to Beam."""
 import argparse
+import importlib
 import sys
 from typing import Optional
 
@@ -147,11 +148,32 @@ def print_summary(manifest: dict, output: str) -> None:
         print("  warning: counts do not reconcile; see manifest.json", file=sys.stderr)
 
 
+def _command(module: str):
+    """The main(argv) -> exit code of pipelines.<module>, imported only when that command runs."""
+    def run(argv: list[str]) -> int:
+        return importlib.import_module(f"pipelines.{module}").main(argv)
+    return run
+
+
+COMMANDS = {
+    "prepare": run_prepare,
+    "summary": _command("summary"),
+    "sprites": _command("sprites"),
+    "preview": _command("preview"),
+    "errors": _command("errors"),
+}
+
+USAGE = """usage: finetune-etl COMMAND [options]   (finetune-etl COMMAND --help for its options)
+  prepare  --input URL --output URL   turn CSV / docarray files into a training dataset
+  summary  URL [--json]               what a prepared dataset holds
+  sprites  URL --output FILE.png      a contact sheet of its images
+  preview  URL --output FILE.png      a grid of its point clouds
+  errors   URL [--retry FILE]         its dead letters; --retry writes the failed rows as a new input"""
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"prepare": run_prepare}
-    if not argv or argv[0] not in commands:
-        print("usage: finetune-etl prepare --input URL --output URL [options] [Beam pipeline options]\n"
-              "       finetune-etl prepare --help", file=sys.stderr)
-        return 2
-    return commands[argv[0]](argv[1:])
+    if not argv or argv[0] not in COMMANDS:
+        print(USAGE, file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    return COMMANDS[argv[0]](argv[1:])

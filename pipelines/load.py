@@ -5,7 +5,7 @@ new run committed in between, so a reader never returns a mix of two runs.
 """
 import json
 import time
-from typing import Callable, TypeVar
+from typing import Callable, Optional, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -47,12 +47,12 @@ def _snapshot(url: str, read: Callable[[dict], T]) -> T:
     raise RuntimeError(f"{url} kept changing while it was read ({ATTEMPTS} attempts); try again later.")
 
 
-def _read_parquet(url: str, shards: list) -> list[pa.Table]:
+def _read_parquet(url: str, shards: list, columns: Optional[list[str]] = None) -> list[pa.Table]:
     fs, path = filesystem(url)
     tables = []
     for shard in shards:
         with fs.open(join_url(path, shard["path"]), "rb") as handle:
-            tables.append(pq.read_table(handle))
+            tables.append(pq.read_table(handle, columns=columns))
     return tables
 
 
@@ -69,13 +69,15 @@ def _table(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
     return pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
 
 
-def load_table(url: str) -> pa.Table:
-    """All documents of a dataset as one pyarrow Table of DOCUMENT_SCHEMA (from the docarray shards when
-    the run wrote no Parquet)."""
+def load_table(url: str, columns: Optional[list[str]] = None) -> pa.Table:
+    """All documents of a dataset as one pyarrow Table of DOCUMENT_SCHEMA, or of just `columns` (only
+    those are read from Parquet; from the docarray shards when the run wrote no Parquet)."""
+    schema = DOCUMENT_SCHEMA if columns is None else pa.schema([DOCUMENT_SCHEMA.field(c) for c in columns])
+
     def read(manifest):
         if manifest["shards"]["documents"]:
-            return _table(_read_parquet(url, manifest["shards"]["documents"]), DOCUMENT_SCHEMA)
-        return docs_to_table(_read_docs(url, manifest["shards"]["docarray"]))
+            return _table(_read_parquet(url, manifest["shards"]["documents"], columns), schema)
+        return docs_to_table(_read_docs(url, manifest["shards"]["docarray"])).select(schema.names)
     return _snapshot(url, read)
 
 
