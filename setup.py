@@ -19,7 +19,7 @@ setup(
         "fsspec>=2024.2",
         "gcsfs>=2024.2",
         "aiohttp>=3.9,<4",
-        "Pillow>=10,<14",
+        "Pillow>=10.1,<14",
         "trimesh>=4,<6",
         "PyYAML>=6,<7",
         "urllib3>=1.26,<3",

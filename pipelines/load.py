@@ -13,8 +13,7 @@ from docarray import DocList
 
 from schemas.docarray_docs import TrainingDoc, docs_from_bytes, docs_to_table, table_to_docs
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
-from transforms.commit import MANIFEST, SUCCESS
-from transforms.storage import filesystem, join_url
+from transforms.storage import MANIFEST, SUCCESS, filesystem, join_url
 
 ATTEMPTS = 5
 T = TypeVar("T")

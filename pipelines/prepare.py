@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from pipelines.inputs import InputPlan, plan_inputs
 from pipelines.progress import PROGRESS_FOLDER, ProgressLine
 from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
-from transforms.commit import MANIFEST, SUCCESS, CommitOutput, staging_url
+from transforms.commit import CommitOutput, staging_url
 from transforms.counting import SumCounts
 from transforms.layout import ApplyLayout, LayoutSpec
 from transforms.media import LoadMedia
@@ -28,7 +28,7 @@ from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN
 from transforms.read_csv import ReadCsv, plan_ranges
 from transforms.read_docarray import ReadDocLists
 from transforms.sample import SampleRows
-from transforms.storage import filesystem, join_url, write_bytes
+from transforms.storage import MANIFEST, SUCCESS, filesystem, join_url, write_bytes
 from transforms.write import WriteDeadLetters, WriteDocuments
 
 VERSION = "0.1.0"

@@ -23,11 +23,9 @@ import apache_beam as beam
 import pyarrow as pa
 
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
-from transforms.storage import filesystem, is_local, join_url, write_bytes, write_parquet
+from transforms.storage import MANIFEST, SUCCESS, filesystem, is_local, join_url, write_bytes, write_parquet
 
 KINDS = {"documents": ".parquet", "docarray": ".docs", "dead_letters": ".parquet"}
-SUCCESS = "_SUCCESS"
-MANIFEST = "manifest.json"
 
 
 def staging_url(output: str, run_id: str) -> str:

@@ -6,6 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 PARQUET_ROW_GROUP = 65_536
+# A dataset folder is complete when SUCCESS exists; MANIFEST lists its shards and counts.
+SUCCESS = "_SUCCESS"
+MANIFEST = "manifest.json"
 
 
 def is_local(url: str) -> bool:
