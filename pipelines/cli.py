@@ -83,6 +83,9 @@ def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParse
                        help="files fetched at once per worker (default: %(default)s)")
     media.add_argument("--allowed-roots", type=_paths, metavar="DIR[,DIR]",
                        help="local media paths must lie inside one of these folders (default: any)")
+    media.add_argument("--decode-timeout", type=float, default=MediaOptions.decode_timeout, metavar="S",
+                       help="seconds one image or mesh may take to decode, in a child process; a file that hangs "
+                            "or crashes it becomes a dead letter; 0 decodes in the worker, unguarded (default: %(default)s)")
     media.add_argument("--allow-private-network", action="store_true",
                        help="let http(s) media resolve to private, loopback or link-local addresses")
     tuning = parser.add_argument_group("tuning")
@@ -115,7 +118,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[CSVOptions, OutputOptio
         timeout=args.fetch_timeout, retries=args.fetch_retries, concurrency=args.fetch_concurrency,
         allowed_roots=args.allowed_roots, allow_private_network=args.allow_private_network,
         max_image_pixels=args.max_image_pixels, image_size=args.image_size, image_box=args.image_box,
-        image_format=args.image_format, image_quality=args.image_quality)
+        image_format=args.image_format, image_quality=args.image_quality, decode_timeout=args.decode_timeout)
     return csv, output, ReadTuning(range_bytes=args.range_bytes, batch_rows=args.batch_rows), media
 
 

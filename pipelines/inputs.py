@@ -13,6 +13,7 @@ from fsspec.core import url_to_fs
 from schemas.inputs import NAMED_DIALECTS, InputFile
 from schemas.options import ConfigError, CSVOptions
 from transforms import csv_inspect
+from transforms.csv_inspect import LAYOUT_COLUMNS
 from transforms.read_docarray import is_docarray
 from transforms.storage import is_local
 
@@ -94,9 +95,14 @@ def plan_inputs(patterns: list[str], options: CSVOptions) -> InputPlan:
         inspected.append((url, size, dialect, data, csv_inspect.usual_field_count(data or records)))
         estimated_rows += size * len(records) // max(len(text.encode(options.encoding, "replace")), 1)
     counts = {fields for *_, fields in inspected if fields is not None}
+    needs = LAYOUT_COLUMNS.get(options.layout)
+    if needs in counts:
+        # The layout says how many columns a row has: rows of a file that does not fit are dead letters.
+        counts = {needs}
     if len(counts) > 1:
         examples = "; ".join(f"{url} has {fields}" for url, _, _, _, fields in inspected if fields is not None)
-        raise ConfigError(f"the inputs do not have the same number of columns ({examples}); one run takes one layout.")
+        raise ConfigError(f"the inputs do not have the same number of columns ({examples}); one run takes one layout: "
+                          "pass --layout to read the files that fit it, the rows of the others becoming dead letters.")
     fields = counts.pop() if counts else 1
     sample = [r for _, _, _, records, _ in inspected for r in records]
     where = inspected[0][0] if len(inspected) == 1 else "the inputs"

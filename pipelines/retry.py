@@ -36,7 +36,7 @@ _MEDIA_FLAGS = (("--point-cloud-size", "point_cloud_size"), ("--max-media-bytes"
                 ("--image-box", "image_box"), ("--image-format", "image_format"),
                 ("--image-quality", "image_quality"), ("--fetch-timeout", "timeout"),
                 ("--fetch-retries", "retries"), ("--fetch-concurrency", "concurrency"),
-                ("--allowed-roots", "allowed_roots"))
+                ("--allowed-roots", "allowed_roots"), ("--decode-timeout", "decode_timeout"))
 _MEDIA_SWITCHES = (("convert-to-blob", "convert_to_blob"), ("create-point-clouds", "create_point_clouds"),
                    ("fetch-remote", "fetch_remote"), ("allow-private-network", "allow_private_network"))
 

@@ -115,6 +115,8 @@ class MediaOptions:
     many pixels, `image_box` (w, h) fits inside a box (at most one of the two); `image_format` re-encodes
     (jpeg, png or webp, None keeps the file's bytes unless resizing); `image_quality` for jpeg and webp.
     Meshes: `point_cloud_size` points sampled per mesh.
+    Decoding: each image or mesh is decoded in a child process and given up after `decode_timeout` seconds
+    (a file that hangs or crashes its decoder becomes a dead letter); 0 decodes in the worker, unguarded.
     """
 
     convert_to_blob: bool = True
@@ -133,6 +135,7 @@ class MediaOptions:
     image_box: Optional[tuple[int, int]] = None
     image_format: Optional[str] = None
     image_quality: int = 90
+    decode_timeout: float = 60.0
 
     def __post_init__(self):
         if self.point_cloud_size < 1:
@@ -153,3 +156,6 @@ class MediaOptions:
             raise ConfigError(f"--image-quality {self.image_quality} must be in 1..100.")
         if self.max_image_pixels < 1:
             raise ConfigError(f"--max-image-pixels {self.max_image_pixels} must be at least 1.")
+        if not self.decode_timeout >= 0:
+            raise ConfigError(f"--decode-timeout {self.decode_timeout} must be 0 (no time limit) or a positive "
+                              "number of seconds.")

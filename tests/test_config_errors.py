@@ -108,3 +108,25 @@ def test_existing_complete_output_needs_overwrite(tmp_path):
     assert pipelines.load_table(str(out)).num_rows == 2
     assert [p.name for p in (out / "documents").iterdir()] == ["part-00000-of-00001.parquet"]
     assert not list(out.glob("_staging-*"))
+
+
+def test_files_of_different_widths_need_a_layout(tmp_path, pairs_csv):
+    scores = tmp_path / "scores.csv"
+    scores.write_text(SCORES)
+    line = assert_config_error(prepare("--input", pairs_csv, "--input", scores, "--output", tmp_path / "out"))
+    assert "same number of columns" in line and "--layout" in line
+
+
+def test_a_file_that_does_not_fit_the_layout_becomes_dead_letters(tmp_path, pairs_csv):
+    """With --layout given, a file of another width does not stop the run: its rows are dead letters."""
+    scores = tmp_path / "scores.csv"
+    scores.write_text(SCORES)
+    out = tmp_path / "out"
+    result = prepare("--input", pairs_csv, "--input", scores, "--layout", "pairs", "--output", out)
+    assert result.returncode == 0, result.stderr
+    manifest = pipelines.load_manifest(str(out))
+    assert manifest["counts"]["rows_read"] == 4 and manifest["reconciliation"]["reconciled"]
+    dead = pipelines.load_dead_letters(str(out)).to_pylist()
+    assert [(d["source_file"].rsplit("/", 1)[-1], d["source_row"], d["reason_class"]) for d in dead] == [
+        ("scores.csv", 1, "field_count"), ("scores.csv", 2, "field_count")]
+    assert "row has 3 fields but this run's rows have 2" in dead[0]["reason"]

@@ -14,6 +14,7 @@ from schemas.inputs import NAMED_DIALECTS, Dialect
 from schemas.options import ConfigError
 from transforms import modality
 from transforms.csv_parse import UTF8_BOM
+from transforms.csv_scan import compression_of
 
 SNIFF_DELIMITERS = ",\t;|"
 SAMPLE_RECORDS = 1000
@@ -42,7 +43,10 @@ def sniff_dialect(sample: str) -> Dialect:
 
 
 def head_text(head: bytes, encoding: str, whole_file: bool) -> str:
-    """Decode a file's first bytes, dropping a BOM and the last, maybe cut, line unless it is the whole file."""
+    """Decode a file's first bytes, dropping a BOM and the last, maybe cut, line unless it is the whole file.
+    A compressed file has no text to sample (the read stage makes it a dead letter): ''."""
+    if compression_of(head):
+        return ""
     if head.startswith(UTF8_BOM):
         head = head[len(UTF8_BOM):]
     text = head.decode(encoding, errors="replace")
@@ -104,9 +108,13 @@ def uses_typographic_quotes(records: list[list[str]]) -> bool:
     return False
 
 
+# Columns of a row in each layout that fixes them (values takes any number).
+LAYOUT_COLUMNS = {"labeled": 2, "pairs": 2, "scores": 3}
+
+
 def choose_layout(requested: str, fields: int, records: list[list[str]], where: str) -> str:
     """The layout for files with `fields` columns: the requested one checked, or the one the data implies."""
-    needs = {"labeled": 2, "pairs": 2, "scores": 3}
+    needs = LAYOUT_COLUMNS
     typographic = uses_typographic_quotes([r for r in records if len(r) == fields])
     if requested in needs and fields != needs[requested]:
         reason = TYPOGRAPHIC_HINT if typographic else "pass the right --layout or fix the file"

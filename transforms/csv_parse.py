@@ -1,8 +1,9 @@
 """Parse one byte range of a CSV file into Arrow row batches and dead letters (pure functions, no Beam).
 
 Rows come out as RecordBatches with string columns f0..f{k-1}, `source_file` and `source_row` (the
-1-based line where the record starts). A record with the wrong number of fields or bytes that are not
-valid in the file's encoding becomes a dead letter; every other record becomes exactly one row.
+1-based line where the record starts). A record with the wrong number of fields, bytes that are not
+valid in the file's encoding, a NUL byte or a quote left open at the end of the file becomes a dead
+letter; every other record becomes exactly one row. A compressed file is one dead letter.
 """
 import codecs
 import csv
@@ -15,11 +16,18 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from schemas.inputs import ByteRange, Dialect
-from transforms.csv_scan import Records, scan_records
+from transforms.csv_scan import Records, compression_of, scan_records
 
 STAGE = "read"
 TYPOGRAPHIC_QUOTES = "\u201c\u201d\u201e\u2018\u2019\u00ab\u00bb"
 UTF8_BOM = b"\xef\xbb\xbf"
+NUL_REASON = ("row contains a NUL byte (\\x00), which text does not hold; the file is binary or in another "
+              "encoding (UTF-16?): pass --encoding with the file's encoding")
+
+
+def compressed_reason(kind: str) -> str:
+    return (f"the file is {kind}-compressed, not CSV text; decompress it and pass the CSV inside "
+            "(compressed inputs are not read)")
 
 
 def field_names(count: int) -> list[str]:
@@ -38,7 +46,7 @@ def ascii_compatible(encoding: str) -> bool:
 
 def field_count_reason(found: int, expected: int, raw: str, dialect: Dialect) -> str:
     """A sentence saying why a record with the wrong number of fields was rejected, and how to fix it."""
-    reason = f"row has {found} field{'s' if found != 1 else ''} but the file's rows have {expected}"
+    reason = f"row has {found} field{'s' if found != 1 else ''} but this run's rows have {expected}"
     if any(q in raw for q in TYPOGRAPHIC_QUOTES):
         return reason + (
             "; it uses typographic quotes (“ ”), which CSV does not treat as quotes: "
@@ -51,6 +59,8 @@ def field_count_reason(found: int, expected: int, raw: str, dialect: Dialect) ->
 def parse_range(buf: bytes, rng: ByteRange, batch_rows: int) -> tuple[list[pa.RecordBatch], list[dict], int]:
     """Bytes of `rng` -> (row batches, dead-letter dicts, header records skipped)."""
     file = rng.file
+    if rng.start == 0 and compression_of(buf):
+        return [], [_dead_letter(rng, 1, "compressed", compressed_reason(compression_of(buf)), repr(buf[:40]))], 0
     if rng.start == 0 and buf.startswith(UTF8_BOM) and codecs.lookup(file.encoding).name.startswith("utf-8"):
         buf = buf[len(UTF8_BOM):]
     if not rng.python_csv and ascii_compatible(file.encoding):
@@ -90,6 +100,10 @@ def _parse_with_pyarrow(buf: bytes, records: Records, rng: ByteRange, batch_rows
         dead.append(_dead_letter(rng, int(lines[i]), "encoding",
                                  f"row has bytes that are not valid {file.encoding}; pass --encoding with the file's encoding", raw))
         keep[i] = False
+    for i in _records_with_nul(buf, records, keep):
+        raw = buf[records.starts[i]:records.ends[i]].decode(file.encoding, errors="replace")
+        dead.append(_dead_letter(rng, int(lines[i]), "nul_byte", NUL_REASON, raw))
+        keep[i] = False
     for i in bad_fields:
         if not keep[i]:
             continue
@@ -116,6 +130,16 @@ def _parse_with_pyarrow(buf: bytes, records: Records, rng: ByteRange, batch_rows
     return table.to_batches(max_chunksize=batch_rows), dead, header
 
 
+def _records_with_nul(buf: bytes, records: Records, keep: np.ndarray) -> np.ndarray:
+    """Indices (k,) of kept records that hold a NUL byte (one vectorized pass over the buffer)."""
+    zeros = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 0)
+    if not zeros.size:
+        return zeros
+    index = np.searchsorted(records.starts, zeros, side="right") - 1
+    index = np.unique(index[(index >= 0) & (zeros < records.ends[np.maximum(index, 0)])])
+    return index[keep[index]]
+
+
 def _decodes(data: bytes, encoding: str) -> bool:
     try:
         data.decode(encoding)
@@ -135,6 +159,8 @@ def _join_records(buf: bytes, records: Records, keep: np.ndarray) -> bytes:
 
 
 def _pyarrow_read(body: bytes, fields: int, dialect: Dialect, multiline: bool) -> Optional[pa.Table]:
+    if body.startswith(UTF8_BOM):  # pyarrow would drop it, but here it is the first character of a value
+        return None
     names = field_names(fields)
     try:
         return pacsv.read_csv(
@@ -194,6 +220,11 @@ def _parse_with_python_csv(buf: bytes, rng: ByteRange, batch_rows: int):
         if bad_lines:
             dead.append(_dead_letter(rng, start, "encoding",
                                      f"row has bytes that are not valid {file.encoding}; pass --encoding with the file's encoding", raw))
+        elif line_before == len(lines.lines) and _quote_left_open(lines.lines[start - rng.first_line:], file.dialect):
+            dead.append(_dead_letter(rng, start, "quote", f"row opens a quoted field with {file.dialect.quotechar} that is "
+                                     "never closed: it runs to the end of the file; close the quote or remove it", raw))
+        elif "\x00" in raw:
+            dead.append(_dead_letter(rng, start, "nul_byte", NUL_REASON, raw))
         elif len(record) != file.expected_fields:
             dead.append(_dead_letter(rng, start, "field_count",
                                      field_count_reason(len(record), file.expected_fields, raw, file.dialect), raw))
@@ -205,6 +236,17 @@ def _parse_with_python_csv(buf: bytes, rng: ByteRange, batch_rows: int):
                 flush()
     flush()
     return batches, dead, header
+
+
+def _quote_left_open(record_lines: list[str], dialect: Dialect) -> bool:
+    """Whether the last record of a file (its physical lines) ends inside a quoted field: lenient csv
+    takes the rest of the file as the field's value, strict csv calls it an unexpected end of data."""
+    try:
+        for _ in csv.reader(record_lines, **{**dialect.csv_kwargs(), "strict": True}):
+            pass
+    except csv.Error as error:
+        return "unexpected end of data" in str(error)
+    return False
 
 
 class _DecodedLines:

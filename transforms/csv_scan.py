@@ -9,11 +9,19 @@ start, and a closing quote right before one of those or the end. Then parity is 
 state, so a line end outside quotes is a record boundary. Otherwise the caller falls back to Python's csv.
 """
 import dataclasses
+import re
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
 NEWLINE, RETURN, QUOTE = 10, 13, 34
+COMPRESSED_MAGIC = {"gzip": rb"\x1f\x8b", "bzip2": rb"BZh[1-9]1AY&SY", "xz": rb"\xfd7zXZ\x00",
+                    "zstd": rb"\x28\xb5\x2f\xfd", "zip": rb"PK\x03\x04"}
+
+
+def compression_of(head: bytes) -> Optional[str]:
+    """The compression format whose magic bytes start `head` (gzip, bzip2, xz, zstd, zip), or None."""
+    return next((name for name, magic in COMPRESSED_MAGIC.items() if re.match(magic, head)), None)
 
 
 @dataclasses.dataclass
@@ -121,16 +129,21 @@ def plan_splits(chunks: Iterable[bytes], size: int, range_bytes: int, delimiter:
     boundaries, line_index = [0], [0]
     target = range_bytes
     offset, parity, lines_before, has_quotes = 0, 0, 0, False
-    prev_byte = None
+    prev_byte = first_content = None  # first_content: no cut before it, so range 0 holds the first record (a header)
     for a, next_byte in _with_next_byte(chunks):
+        if offset == 0 and compression_of(a[:10].tobytes()):
+            return SplitPlan([0, size], [0], False, False)  # not CSV: read whole, to be one dead letter
+        if first_content is None:
+            content = np.flatnonzero((a != NEWLINE) & (a != RETURN))
+            first_content = offset + int(content[0]) if content.size else None
         quotes = np.flatnonzero(a == QUOTE)
         has_quotes |= bool(quotes.size)
         if not quotes_well_formed(a, quotes, parity, delim, prev_byte, next_byte):
             return SplitPlan([0, size], [0], False, True)
         ends_of_lines = line_ends(a, next_byte)
         record_ends = ends_of_lines[outside_quotes(quotes, parity, ends_of_lines)] + offset
-        while target < size:
-            later = record_ends[record_ends >= target]
+        while target < size and first_content is not None:
+            later = record_ends[record_ends >= max(target, first_content)]
             if not later.size:
                 break
             cut = int(later[0]) + 1

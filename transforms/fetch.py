@@ -3,7 +3,8 @@
 Pure functions, no Beam, that never raise: a failure is a `Fetched` whose error is a MediaError.
 Safety: local paths are resolved (symlinks, `..`) before the --allowed-roots check and must be regular
 files; before every http(s) hop the host is resolved, non-public addresses are refused unless
---allow-private-network, and the connection goes to the address checked (no second DNS answer).
+--allow-private-network, and the connection goes to the address checked (no second DNS answer). fsspec
+URLs are limited to object stores and to network filesystems (ftp, sftp, ...) whose host is checked alike.
 """
 import concurrent.futures
 import contextlib
@@ -31,6 +32,11 @@ MAX_REDIRECTS = 5
 MAX_RETRY_AFTER = 10.0  # seconds: a longer Retry-After waits this long, then tries again
 CHUNK_BYTES = 64 * 1024
 _REDIRECTS = (301, 302, 303, 307, 308)
+# fsspec schemes media may use: object stores (the URL names a bucket or account, not a host), and network
+# filesystems whose URL names a host, which is address-checked like an http host. Other schemes wrap
+# other files (tar, zip, reference, caches, dir) or need options a URI cannot carry: refused.
+OBJECT_STORES = ("gs", "gcs", "s3", "s3a", "az", "abfs", "abfss", "adl", "oci", "oss", "hf", "memory")
+HOSTED = ("ftp", "sftp", "ssh", "smb", "webdav", "webhdfs", "hdfs", "dbfs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,8 +117,15 @@ def _route(uri: str, options: MediaOptions) -> tuple[str, str]:
         raise MediaError("bad_uri", f"has a scheme {scheme}:// that no installed filesystem handles ({error})") from None
     if issubclass(filesystem, LocalFileSystem):
         return "local", filesystem._strip_protocol(uri)  # fsspec's reading of file:// (no %-decoding)
+    if scheme not in OBJECT_STORES + HOSTED:
+        raise MediaError("bad_uri", f"has a scheme {scheme}:// that media are not read from (it wraps other files "
+                                    "or needs options a URI cannot carry); use a local path, http(s):// or an "
+                                    "object store such as gs:// or s3://")
     if not options.fetch_remote and not issubclass(filesystem, MemoryFileSystem):
         raise remote_skipped
+    if scheme in HOSTED:
+        parts = _parse(uri)
+        _checked_addresses(parts.host, parts.port or 0, options)
     return "fsspec", uri
 
 
@@ -233,13 +246,30 @@ def _read_http(uri: str, options: MediaOptions) -> bytes:
 
 def _connection_pool(url: str, options: MediaOptions, deadline: float) -> tuple[urllib3.util.Url, object]:
     """URL -> (its parts, a one-connection pool to the address its host resolves to, once that is checked)."""
+    parts = _parse(url)
+    host, port = parts.host.strip("[]"), parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = _checked_addresses(host, port, options)
+    timeout = urllib3.Timeout(connect=_remaining(deadline, options), read=_remaining(deadline, options))
+    common = dict(port=port, timeout=timeout, retries=False, maxsize=1)
+    if parts.scheme == "https":  # certificate and SNI still check the host name, not the address
+        return parts, urllib3.HTTPSConnectionPool(addresses[0], server_hostname=host, **common)
+    return parts, urllib3.HTTPConnectionPool(addresses[0], **common)
+
+
+def _parse(url: str) -> urllib3.util.Url:
+    """A URL with a host -> its parts; MediaError bad_uri when it has none or does not parse."""
     try:
         parts = urllib3.util.parse_url(url)
     except urllib3.exceptions.LocationParseError as error:
         raise MediaError("bad_uri", f"is not a valid URL: {error}") from None
     if not parts.host:
-        raise MediaError("bad_uri", "is an http(s) URL without a host")
-    host, port = parts.host.strip("[]"), parts.port or (443 if parts.scheme == "https" else 80)
+        raise MediaError("bad_uri", f"is a {parts.scheme}:// URL without a host")
+    return parts
+
+
+def _checked_addresses(host: str, port: int, options: MediaOptions) -> list[str]:
+    """A host -> the addresses it resolves to, all public unless --allow-private-network (else MediaError)."""
+    host = host.strip("[]")
     try:
         addresses = [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
     except (socket.gaierror, UnicodeError) as error:
@@ -249,11 +279,7 @@ def _connection_pool(url: str, options: MediaOptions, deadline: float) -> tuple[
         if not options.allow_private_network and not is_public_address(address.split("%")[0]):
             raise MediaError("private_address", f"host {host} resolves to {address}, which is private, loopback, "
                                                 "link-local or reserved; pass --allow-private-network to fetch from it")
-    timeout = urllib3.Timeout(connect=_remaining(deadline, options), read=_remaining(deadline, options))
-    common = dict(port=port, timeout=timeout, retries=False, maxsize=1)
-    if parts.scheme == "https":  # certificate and SNI still check the host name, not the address
-        return parts, urllib3.HTTPSConnectionPool(addresses[0], server_hostname=host, **common)
-    return parts, urllib3.HTTPConnectionPool(addresses[0], **common)
+    return addresses
 
 
 def _remaining(deadline: float, options: MediaOptions) -> float:

@@ -18,9 +18,8 @@ from schemas.options import MediaOptions
 from transforms.counting import count, dead_letters
 from transforms.document_keys import KEY
 from transforms.fetch import fetch_all
-from transforms.images import decode_image
+from transforms.decode_sandbox import decode_image, point_clouds
 from transforms.media_errors import MediaError
-from transforms.meshes import point_clouds
 from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN, Output, SplitOutputs
 
 STAGE = "media"
@@ -69,7 +68,7 @@ def load_media(rows: list[dict], options: MediaOptions) -> tuple[list[dict], lis
         elif kind == "image":
             loaded[(i, c)] = _decode(fetched[uri].data, options)
     meshes = [(i, c, uri) for i, c, uri, kind in refs if kind == "mesh" and uri and fetched[uri].error is None]
-    clouds = point_clouds([(fetched[uri].data, file_type(uri), uri) for _, _, uri in meshes], options.point_cloud_size)
+    clouds = point_clouds([(fetched[uri].data, file_type(uri), uri) for _, _, uri in meshes], options)
     for (i, c, _), cloud in zip(meshes, clouds):
         loaded[(i, c)] = cloud
     good, dead = [], []
@@ -92,10 +91,7 @@ def load_media(rows: list[dict], options: MediaOptions) -> tuple[list[dict], lis
 
 
 def _decode(data: bytes, options: MediaOptions):
-    try:
-        return decode_image(data, options)
-    except MediaError as error:
-        return error
+    return decode_image(data, options)  # in a child process with a time limit: see decode_sandbox
 
 
 def _fill(target: dict, media) -> None:

@@ -9,3 +9,6 @@ class MediaError(Exception):
         super().__init__(reason)
         self.reason_class = reason_class
         self.reason = reason
+
+    def __reduce__(self):  # pickled with both fields (the decode sandbox sends it between processes)
+        return MediaError, (self.reason_class, self.reason)

@@ -19,6 +19,7 @@ from schemas.documents import MESH_EXTENSIONS
 from transforms.media_errors import MediaError
 
 MESH_TYPES = MESH_EXTENSIONS
+TEXT_MESH_TYPES = ("obj", "off", "gltf")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,10 +92,20 @@ def _mesh_geometry(meshes: list[tuple[np.ndarray, np.ndarray]]) -> Geometry:
 
 
 def _check_declared_counts(data: bytes, file_type: str) -> None:
-    """Refuse an OFF or PLY header that declares more vertices or faces than the file has bytes for.
+    """Refuse an OFF, PLY or binary STL header that declares more vertices or faces than the file has bytes
+    for, and binary bytes in a text format (OBJ, OFF, glTF).
 
     trimesh trusts these counts: a truncated file loads as a smaller mesh, or as stray points."""
+    if file_type in TEXT_MESH_TYPES and b"\0" in data[:65536]:
+        raise MediaError("mesh_unreadable", f"the {file_type} file is not text (it holds NUL bytes), so it is not in "
+                                            f"{file_type.upper()} format; check what the file really is.")
     declared = []  # (what, count, at least this many bytes each)
+    if file_type == "stl" and not _binary_stl_fits(data) and not data.lstrip()[:5].lower() == b"solid":
+        triangles = struct.unpack_from("<I", data, 80)[0] if len(data) >= 84 else 0
+        raise MediaError("mesh_unreadable", f"the file is neither an ASCII STL (it does not start with 'solid') nor "
+                                            f"a binary STL (whose header declares {triangles} triangles, which need "
+                                            f"{84 + 50 * triangles} bytes, but the file has {len(data)}); it is "
+                                            "truncated or corrupt.")
     if file_type == "off":
         match = re.search(rb"OFF\s*(\d+)\s+(\d+)", re.sub(rb"#[^\n]*", b"", data[:65536]))
         if match:
@@ -114,6 +125,11 @@ def _check_declared_counts(data: bytes, file_type: str) -> None:
         raise MediaError("mesh_unreadable", f"the {file_type.upper()} header declares {counts}, which need at "
                                             f"least {needed} bytes, but the file has {len(data)}; it is truncated "
                                             "or corrupt.")
+
+
+def _binary_stl_fits(data: bytes) -> bool:
+    """Whether the bytes are exactly an 80-byte header, a triangle count n and n 50-byte triangles."""
+    return len(data) >= 84 and len(data) == 84 + 50 * struct.unpack_from("<I", data, 80)[0]
 
 
 def _unreadable_reason(data: bytes, file_type: str, error: Exception) -> str:
