@@ -2,6 +2,7 @@
 import argparse
 import importlib
 import sys
+import traceback
 from typing import Optional
 
 from pipelines.beam_options import check_beam_args
@@ -134,7 +135,15 @@ def run_prepare(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"finetune-etl: error: {exc}", file=sys.stderr)
         return 2
-    manifest = run(job, beam_args)
+    try:
+        manifest = run(job, beam_args)
+    except Exception as exc:  # a runner or worker failure: the details above, then one sentence for the user
+        traceback.print_exc()
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"finetune-etl: error: the run failed ({type(exc).__name__}: {first_line}); nothing was committed "
+              f"to {job.output.output} (a dataset already there is unchanged). See the details above, fix the cause "
+              "and run the same command again.", file=sys.stderr)
+        return 1
     print_summary(manifest, job.output.output)
     return 0
 

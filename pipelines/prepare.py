@@ -23,7 +23,6 @@ from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions
 from transforms.commit import CommitOutput, staging_url
 from transforms.counting import SumCounts
 from transforms.layout import ApplyLayout, LayoutSpec
-from transforms.media import LoadMedia
 from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN
 from transforms.read_csv import ReadCsv, plan_ranges
 from transforms.read_docarray import ReadDocLists
@@ -144,6 +143,8 @@ def build(pipeline: beam.Pipeline, job: PrepareJob, progress: bool = False, plan
         counts.append(doclists[COUNTS])
     documents = candidates | "AllCandidates" >> beam.Flatten()
     if job.loads_media:
+        from transforms.media import LoadMedia  # Pillow, trimesh and scipy load only for runs that need them
+
         loaded = documents | "LoadMedia" >> LoadMedia(job.media, job.tuning.media_batch_rows)
         documents = loaded[MAIN]
         dead.append(loaded[DEAD_LETTERS])
@@ -190,9 +191,22 @@ def run(job: PrepareJob, beam_args: list[str]) -> dict:
     progress = runner is not None and sys.stderr.isatty()
     pipeline = beam.Pipeline(runner=runner, options=options)
     build(pipeline, job, progress, plan_here=on_dask)
-    with ProgressLine(job.staging, sum(f.size for f in job.inputs.files)) if progress else contextlib.nullcontext():
-        pipeline.run().wait_until_finish()
+    try:
+        with ProgressLine(job.staging, sum(f.size for f in job.inputs.files)) if progress else contextlib.nullcontext():
+            pipeline.run().wait_until_finish()
+    except BaseException:
+        discard_staging(job.staging)
+        raise
     return load_manifest(job.output.output)
+
+
+def discard_staging(staging: str) -> None:
+    """Remove a failed run's staged files (best effort: what cannot be removed now is only clutter)."""
+    fs, path = filesystem(staging)
+    try:
+        fs.rm(path, recursive=True)
+    except (FileNotFoundError, OSError):
+        pass
 
 
 def _runner(options: PipelineOptions):

@@ -195,8 +195,10 @@ def kill_outcome(out: Path, rows: int, rc: int, log: Path) -> str:
     if rc == 0:
         assert_complete(out, rows)
         return "recovered"
-    assert log_tail(log).strip(), "the job failed without a message"
+    last_line = log_tail(log).strip().splitlines()[-1]
+    assert last_line.startswith("finetune-etl: error: the run failed"), last_line
     assert_no_partial_output(out)
+    assert not [p.name for p in out.parent.iterdir() if ".staging-" in p.name], "the failed run left its staging folder"
     return "failed cleanly"
 
 
