@@ -1,18 +1,14 @@
 """What decoding in the sandbox costs: the loadable real images and meshes of ../shared/data decoded in
 the worker (--decode-timeout 0) and in the sandbox, interleaved `--rounds` times; prints the best time of
-each and the overhead per file. `python tests/hostile/sandbox_cost.py [--rounds 5]`
+each and the overhead per file. `python -m bench.sandbox_cost [--rounds 5]`
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from bench.media_bench import BAD_IMAGES, BAD_MESHES, DATA  # noqa: E402
-from schemas.options import MediaOptions  # noqa: E402
-from transforms import decode_sandbox  # noqa: E402
+from bench.media_bench import BAD_IMAGES, BAD_MESHES, DATA
+from schemas.options import MediaOptions
+from transforms import decode_sandbox
 
 
 def files(kind: str, bad: set) -> list[Path]:
