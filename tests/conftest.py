@@ -1,4 +1,6 @@
 """Shared helpers for the end-to-end tests: run `finetune-etl prepare` in-process and read what it wrote."""
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -22,6 +24,18 @@ def write_csv(tmp_path: Path, text_or_bytes: str | bytes, name: str = "input.csv
         with open(path, "w", encoding="utf-8", newline="") as handle:
             handle.write(text_or_bytes)
     return path
+
+
+def python_csv_records(text: str, dialect: str = "excel") -> list[tuple[int, list[str]]]:
+    """(1-based line where each non-empty record starts, its fields), as Python's csv reads the text of a
+    file opened as utf-8-sig (a leading BOM marks the encoding; it is not content)."""
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), dialect=dialect)
+    records, line_before = [], 0
+    for record in reader:
+        if record:
+            records.append((line_before + 1, record))
+        line_before = reader.line_num
+    return records
 
 
 def _fresh(tmp_path: Path, stem: str, suffix: str = "") -> Path:

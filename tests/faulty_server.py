@@ -10,16 +10,15 @@ otherwise. The plan is a seeded hash of n, so the "random" faults are the same o
 `GET /slow/<n>.png?seconds=S` sleeps S seconds and then answers the image (to keep a job busy).
 `server.hits` counts requests per n (Counter), `server.fate(n)` is (kind, detail) of the plan.
 """
-import collections
 import hashlib
 import http.server
 import io
 import socket
 import struct
-import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
+from http_server import LoopbackServer
 from PIL import Image
 
 TRANSIENT_KINDS = ("500", "503", "429", "reset")
@@ -89,21 +88,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class FaultyMediaServer(http.server.ThreadingHTTPServer):
+class FaultyMediaServer(LoopbackServer):
     """Serves /media/<n>.png with planned faults: `transient`, `permanent` and `slow` are the fractions of
     n planned to fail once, fail always and answer late; `seed` picks which n."""
 
-    daemon_threads = True
-    block_on_close = False
     request_queue_size = 128
 
     def __init__(self, transient: float = 0.05, permanent: float = 0.01, slow: float = 0.003, seed: int = 7):
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.transient, self.permanent, self.slow, self.seed = transient, permanent, slow, seed
         self.images = tiny_pngs()
-        self.lock = threading.Lock()
-        self.hits: collections.Counter = collections.Counter()
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def fate(self, n: int) -> tuple[str, object]:
         """The plan for /media/<n>.png: ("transient", "500"|"503"|"429"|"reset"), ("permanent", "404"|"403"),
@@ -118,17 +112,3 @@ class FaultyMediaServer(http.server.ThreadingHTTPServer):
         if u < self.transient + self.permanent + self.slow:
             return "slow", 0.5 + 1.5 * pick / 255
         return "ok", None
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/{path.lstrip('/')}"
-
-    def handle_error(self, request, client_address):
-        pass  # resets and clients that hang up are what these tests do
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.shutdown()
-        self.server_close()

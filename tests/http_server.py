@@ -117,28 +117,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class LoopbackHTTPServer(http.server.ThreadingHTTPServer):
-    """The test server: `url(path)`, `hits` (Counter of request paths), `hit_times` (monotonic times per
-    path), `max_in_flight` (most requests handled at once), `root` (the folder /files serves)."""
+class LoopbackServer(http.server.ThreadingHTTPServer):
+    """A threaded HTTP server on 127.0.0.1 with `handler`, serving while used as a context manager;
+    `url(path)` names a path on it. Clients that hang up mid-answer are not errors here."""
 
     daemon_threads = True
-    block_on_close = False  # handlers still sleeping in /slow must not hold up the test's end
+    block_on_close = False  # handlers still sleeping in a slow route must not hold up the test's end
 
-    def __init__(self, root: Path, slow_seconds: float = 2.0):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.root = Path(root)
-        self.slow_seconds = slow_seconds
+    def __init__(self, handler):
+        super().__init__(("127.0.0.1", 0), handler)
         self.lock = threading.Lock()
         self.hits: collections.Counter = collections.Counter()
-        self.hit_times = collections.defaultdict(list)
-        self.in_flight = self.max_in_flight = 0
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/{path.lstrip('/')}"
 
     def handle_error(self, request, client_address):
-        pass  # clients that hang up mid-answer are what the timeout tests do
+        pass
 
     def __enter__(self):
         self._thread.start()
@@ -147,6 +143,18 @@ class LoopbackHTTPServer(http.server.ThreadingHTTPServer):
     def __exit__(self, *exc):
         self.shutdown()
         self.server_close()
+
+
+class LoopbackHTTPServer(LoopbackServer):
+    """The test server: `url(path)`, `hits` (Counter of request paths), `hit_times` (monotonic times per
+    path), `max_in_flight` (most requests handled at once), `root` (the folder /files serves)."""
+
+    def __init__(self, root: Path, slow_seconds: float = 2.0):
+        super().__init__(_Handler)
+        self.root = Path(root)
+        self.slow_seconds = slow_seconds
+        self.hit_times = collections.defaultdict(list)
+        self.in_flight = self.max_in_flight = 0
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import io
 import random
 
 import pytest
-from conftest import assert_reconciled, dead_letters, run_prepare
+from conftest import assert_reconciled, dead_letters, python_csv_records, run_prepare
 
 import pipelines
 
@@ -23,17 +23,6 @@ def csv_text(rows, dialect="excel") -> str:
     buf = io.StringIO(newline="")
     csv.writer(buf, dialect=dialect).writerows(rows)
     return buf.getvalue()
-
-
-def python_csv_records(text: str) -> list[tuple[int, list[str]]]:
-    """(1-based line where the record starts, fields) of every non-empty record, as Python's csv reads them."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    records, line_before = [], 0
-    for record in reader:
-        if record:
-            records.append((line_before + 1, record))
-        line_before = reader.line_num
-    return records
 
 
 @pytest.fixture(scope="module")

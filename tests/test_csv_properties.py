@@ -15,7 +15,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from conftest import assert_reconciled, dead_letters, run_prepare
+from conftest import assert_reconciled, dead_letters, python_csv_records, run_prepare
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,18 +38,6 @@ def write_table(rows: list[list[str]], dialect: str) -> str:
     buf = io.StringIO(newline="")
     csv.writer(buf, dialect=dialect).writerows(rows)
     return buf.getvalue()
-
-
-def python_records(text: str, dialect: str) -> list[tuple[int, list[str]]]:
-    """(1-based line where each non-empty record starts, its fields), as Python's csv reads the text of a
-    file opened as utf-8-sig (a leading BOM marks the encoding; it is not content)."""
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), dialect=dialect)
-    records, line_before = [], 0
-    for record in reader:
-        if record:
-            records.append((line_before + 1, record))
-        line_before = reader.line_num
-    return records
 
 
 def blank(values: list[str]) -> list[bool]:
@@ -115,7 +103,7 @@ def test_labeled_documents_are_python_csv_rows(rows, dialect, range_bytes, batch
     """Labeled layout: one document per record (text = field 1, label = field 2, source_row = its first
     line), whatever the range size; every other record is a dead letter, and the counts add up."""
     text = write_table(rows, dialect)
-    records = python_records(text, dialect)
+    records = python_csv_records(text, dialect)
     expected, expected_dead = expected_documents(records, "labeled", 2)
     docs, dead, rows_read, _ = prepare_below_beam(text.encode(), dialect, 2, "labeled", range_bytes, batch_rows)
     assert docs == expected
@@ -132,7 +120,7 @@ def test_values_documents_are_python_csv_cells(data, fields, dialect, range_byte
     letters."""
     rows = data.draw(st.lists(st.lists(CELL, min_size=fields, max_size=fields), min_size=1, max_size=10))
     text = write_table(rows, dialect)
-    records = python_records(text, dialect)
+    records = python_csv_records(text, dialect)
     expected, expected_dead = expected_documents(records, "values", fields)
     docs, dead, rows_read, _ = prepare_below_beam(text.encode(), dialect, fields, "values", range_bytes, 3)
     assert docs == expected
@@ -154,7 +142,7 @@ def test_split_reading_equals_whole_reading_with_foreign_records(rows, dialect, 
     assert split[0] == whole[0]
     assert sorted((d["source_row"], d["reason_class"]) for d in split[1]) == \
         sorted((d["source_row"], d["reason_class"]) for d in whole[1])
-    assert split[2] == whole[2] == len(python_records(text, dialect))
+    assert split[2] == whole[2] == len(python_csv_records(text, dialect))
 
 
 @settings(max_examples=100, deadline=None)
@@ -164,7 +152,7 @@ def test_split_reading_equals_whole_reading_with_foreign_records(rows, dialect, 
 def test_header_is_the_first_record_whatever_the_ranges(rows, dialect, blank_lines, range_bytes):
     """With a header, exactly the first record is skipped, also when blank lines before it fill whole ranges."""
     text = blank_lines + write_table([["text", "label"]] + rows, dialect)
-    records = python_records(text, dialect)
+    records = python_csv_records(text, dialect)
     expected, expected_dead = expected_documents(records[1:], "labeled", 2)
     docs, dead, rows_read, _ = prepare_below_beam(text.encode(), dialect, 2, "labeled", range_bytes, 3, header=True)
     assert docs == expected
@@ -196,7 +184,7 @@ def test_cli_split_file_gives_python_csv_documents(tmp_path, dialect, layout, fi
     assert len(text.encode()) > 8 * 1024
     out = run_prepare(tmp_path, text.encode(), "--layout", layout, "--dialect", dialect, "--range-bytes", "1024",
                       "--modalities", ",".join(["text"] * (1 if layout == "labeled" else fields)))
-    records = python_records(text, dialect)
+    records = python_csv_records(text, dialect)
     expected, expected_dead = expected_documents(records, layout, fields)
     table = pipelines.load_table(str(out), columns=["source_row", "text", "label"]).to_pydict()
     assert collections.Counter(zip(table["source_row"], table["text"], table["label"])) == expected
