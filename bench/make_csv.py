@@ -65,7 +65,7 @@ class _Table:
             if len(words[a]) + len(words[b]) < TOKEN_WIDTH:
                 labels.add(f"{words[a]}-{words[b]}")
         # A word token is (form, word, separator after it): form 0 plain, 1 Capitalised, 2 ""quoted"".
-        self.V = V = N_WORDS
+        self.V = N_WORDS
         forms = [words, [w.capitalize() for w in words], [f'""{w}""' if len(w) <= 8 else w for w in words]]
         toks = [f"{w}{sep}".encode() for ws in forms for w in ws for sep in _SEPS]
         self.short = np.array([len(w) <= 8 for w in words])   # words that have a ""quoted"" form

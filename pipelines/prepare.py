@@ -186,8 +186,11 @@ def run(job: PrepareJob, beam_args: list[str]) -> dict:
     on_dask = "DaskRunner" in (PipelineOptions(beam_args).view_as(StandardOptions).runner or "")
     if on_dask and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in beam_args):
         beam_args = [*beam_args, "--dask_partition_size=1"]
+    runner = _runner(PipelineOptions(beam_args))
+    if runner is not None and not any(a.startswith(("--direct_running_mode", "--direct_num_workers")) for a in beam_args):
+        # Threads are the fastest local mode: pyarrow and numpy release the GIL (bench/RESULTS.md).
+        beam_args = [*beam_args, "--direct_running_mode=multi_threading", f"--direct_num_workers={os.cpu_count() or 1}"]
     options = PipelineOptions(beam_args)
-    runner = _runner(options)
     progress = runner is not None and sys.stderr.isatty()
     pipeline = beam.Pipeline(runner=runner, options=options)
     build(pipeline, job, progress, plan_here=on_dask)

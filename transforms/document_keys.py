@@ -1,10 +1,12 @@
 """What makes two candidate documents the same: their content columns, hashed into `_key` and compared
 exactly where keys repeat."""
+from typing import Optional
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.hashing import content_hashes
+from transforms.hashing import category_hashes, column_hashes, combined_hashes
 
 KEY = "_key"
 _FLAT = ("modality", "text", "uri", "label", "score")
@@ -28,9 +30,15 @@ def content_columns(docs) -> list[pa.Array]:
     return columns
 
 
-def document_keys(docs) -> np.ndarray:
-    """(n,) uint64 content hash of each candidate document."""
-    return content_hashes(*content_columns(docs))
+def document_keys(docs, known: Optional[dict] = None) -> np.ndarray:
+    """(n,) uint64 content hash of each candidate document; `known` maps content column names to their
+    (n,) column_hashes when the caller already has them (the same values, computed once)."""
+    known = dict(known or {})
+    columns = content_columns(docs)
+    if "modality" not in known:  # a handful of distinct values: each hashed once
+        known["modality"] = category_hashes(columns[_FLAT.index("modality")])
+    flat = [known[name] if name in known else column_hashes(column) for name, column in zip(_FLAT, columns)]
+    return combined_hashes(flat + [column_hashes(column) for column in columns[len(_FLAT):]])
 
 
 def sort_order(docs) -> np.ndarray:
@@ -64,11 +72,11 @@ def repeats(docs, order: np.ndarray) -> np.ndarray:
 def hex_ids(keys: np.ndarray) -> pa.Array:
     """(n,) uint64 keys -> string array of 16 lowercase hex digits each."""
     digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-    shifts = np.arange(60, -4, -4, dtype=np.uint64)
-    nibbles = ((keys[:, None] >> shifts) & np.uint64(15)).astype(np.uint8)
-    text = digits[nibbles].tobytes()
+    big_endian = keys.astype(">u8").view(np.uint8).reshape(-1, 8)
+    text = np.empty((len(keys), 16), dtype=np.uint8)
+    text[:, 0::2], text[:, 1::2] = digits[big_endian >> 4], digits[big_endian & 15]
     offsets = pa.py_buffer(np.arange(0, 16 * (len(keys) + 1), 16, dtype=np.int32).tobytes())
-    return pa.Array.from_buffers(pa.string(), len(keys), [None, offsets, pa.py_buffer(text)])
+    return pa.Array.from_buffers(pa.string(), len(keys), [None, offsets, pa.py_buffer(text.tobytes())])
 
 
 def _array(column) -> pa.Array:

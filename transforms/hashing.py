@@ -36,9 +36,10 @@ def string_hashes(values: pa.Array) -> np.ndarray:
     _, offsets_buffer, data_buffer = values.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=n + 1, offset=values.offset * 8)
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    data = data[offsets[0]:offsets[-1]]  # a slice of a batch shares its parent's whole buffer: copy only ours
     padded = np.concatenate([data, np.zeros(8, dtype=np.uint8)])
     words = np.ndarray(shape=(padded.size - 7,), dtype="<u8", buffer=padded, strides=(1,))
-    starts, lengths = offsets[:-1], np.diff(offsets)
+    starts, lengths = offsets[:-1] - offsets[0], np.diff(offsets)
     h = _avalanche(lengths.astype(np.uint64) ^ _M1)
     short = np.flatnonzero(lengths <= LONG_STRING)
     w = 0
@@ -63,6 +64,8 @@ def string_hashes(values: pa.Array) -> np.ndarray:
 
 def column_hashes(values: pa.Array) -> np.ndarray:
     """Any string, binary or numeric column (n,) -> (n,) uint64 hash."""
+    if values.null_count == len(values):
+        return np.full(len(values), _NULL, dtype=np.uint64)
     if pa.types.is_floating(values.type) or pa.types.is_integer(values.type):
         bits = np.asarray(pc.fill_null(values.cast(pa.float64()), 0.0)).view(np.uint64).copy()
         h = _avalanche(bits ^ _M2)
@@ -72,11 +75,29 @@ def column_hashes(values: pa.Array) -> np.ndarray:
     return string_hashes(values)
 
 
+def category_hashes(values: pa.Array) -> np.ndarray:
+    """A column of few distinct values (n,) -> the same (n,) uint64 as column_hashes, each distinct value hashed once."""
+    encoded = pc.dictionary_encode(values)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    if not len(encoded.dictionary):  # nothing but nulls
+        return np.full(len(values), _NULL, dtype=np.uint64)
+    h = column_hashes(encoded.dictionary)[np.asarray(encoded.indices.fill_null(0))]
+    if values.null_count:
+        h[np.asarray(values.is_null())] = _NULL
+    return h
+
+
 def content_hashes(*columns: pa.Array) -> np.ndarray:
     """Equal-length columns -> (n,) uint64 hash of each row's values taken together, in column order."""
-    h = np.full(len(columns[0]), _M3, dtype=np.uint64)
-    for column in columns:
-        h = _avalanche((h * _M1) ^ column_hashes(column))
+    return combined_hashes([column_hashes(column) for column in columns])
+
+
+def combined_hashes(hashes: list[np.ndarray]) -> np.ndarray:
+    """column_hashes of equal-length columns, in column order -> (n,) uint64 hash of each row (= content_hashes)."""
+    h = np.full(len(hashes[0]), _M3, dtype=np.uint64)
+    for column in hashes:
+        h = _avalanche((h * _M1) ^ column)
     return h
 
 

@@ -23,6 +23,7 @@ from schemas.documents import CHUNK_TYPE, DOCUMENT_SCHEMA, PAIR
 from transforms import modality
 from transforms.counting import count, dead_letters
 from transforms.document_keys import KEY, document_keys
+from transforms.hashing import column_hashes
 from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN, Output, SplitOutputs
 
 STAGE = "layout"
@@ -54,7 +55,7 @@ def apply_layout(rows: pa.RecordBatch, spec: LayoutSpec) -> tuple[Optional[pa.Re
     bad_reason = np.full(rows.num_rows, None, dtype=object)
     bad_class = np.full(rows.num_rows, None, dtype=object)
     for i, (values, expected) in enumerate(zip(content, spec.modalities)):
-        empty = np.asarray(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0))
+        empty = _blank(values)
         _reject(bad_reason, bad_class, empty, "empty_value", lambda r, i=i: f"column {i + 1} is empty")
         if spec.layout == "values":
             continue
@@ -64,7 +65,7 @@ def apply_layout(rows: pa.RecordBatch, spec: LayoutSpec) -> tuple[Optional[pa.Re
             f"column {i + 1} is {_short(v[r].as_py())!r}, which looks like {_a(modality.KINDS[k[r]])}, but column {i + 1} holds "
             f"{e} elsewhere; pass --modalities to force it"))
     if spec.layout == "labeled":
-        empty = np.asarray(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(rows.column(1))), 0))
+        empty = _blank(rows.column(1))
         _reject(bad_reason, bad_class, empty, "empty_value", lambda r: "the label (column 2) is empty")
     scores = None
     if spec.layout == "scores":
@@ -75,12 +76,17 @@ def apply_layout(rows: pa.RecordBatch, spec: LayoutSpec) -> tuple[Optional[pa.Re
     good = np.flatnonzero(bad_reason == None)  # noqa: E711
     if not good.size:
         return None, dead, 0
-    rows = rows.take(pa.array(good))
-    if scores is not None:
-        scores = scores[good]
+    if good.size < rows.num_rows:
+        rows = rows.take(pa.array(good))
+        scores = None if scores is None else scores[good]
     base = posixpath.dirname(rows.column("source_file")[0].as_py())
     docs = _candidates(rows, spec, scores, base)
     return docs, dead, int(good.size)
+
+
+def _blank(values: pa.Array) -> np.ndarray:
+    """(n,) bool: the value is empty or only whitespace (without building trimmed copies of the strings)."""
+    return np.asarray(pc.or_(pc.equal(pc.binary_length(values), 0), pc.utf8_is_space(values)))
 
 
 def _reject(reasons, classes, mask, reason_class, describe):
@@ -174,7 +180,20 @@ def _chunks(rows, spec, base) -> pa.Array:
 def _candidates(rows: pa.RecordBatch, spec: LayoutSpec, scores: Optional[np.ndarray], base: str) -> pa.RecordBatch:
     """Valid rows -> candidate documents with their content keys."""
     docs = _documents_of_layout(rows, spec, scores, base)
-    return docs.set_column(docs.schema.get_field_index(KEY), KEY, pa.array(document_keys(docs), type=pa.uint64()))
+    keys = document_keys(docs, _known_hashes(rows, spec))
+    return docs.set_column(docs.schema.get_field_index(KEY), KEY, pa.array(keys, type=pa.uint64()))
+
+
+def _known_hashes(rows: pa.RecordBatch, spec: LayoutSpec) -> dict:
+    """Hashes of candidate columns that repeat a CSV column, each CSV column hashed once: in query-document
+    pairs the query is the label of both documents and the text of the first."""
+    if spec.layout != "pairs" or spec.is_clip:
+        return {}
+    query = column_hashes(rows.column(0))
+    known = {"label": np.concatenate([query, query])}
+    if spec.modalities[0] == "text":
+        known["text"] = np.concatenate([query, column_hashes(rows.column(1))])
+    return known
 
 
 def _documents_of_layout(rows, spec, scores, base) -> pa.RecordBatch:
@@ -195,7 +214,7 @@ def _documents_of_layout(rows, spec, scores, base) -> pa.RecordBatch:
 
 
 def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
-    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+    return pa.concat_batches(batches)
 
 
 class _ApplyLayoutFn(beam.DoFn):

@@ -3,10 +3,14 @@
 Candidate batches are cut into small batches (`media_batch_rows`, tens of rows) and spread over the
 workers; in each, the distinct URIs are fetched concurrently (fetch.fetch_all), images are verified and
 described (images.decode_image: blob, mime_type, width, height) and meshes are sampled into point clouds
-(meshes.point_clouds, vectorized over the batch). A document with any file that cannot be loaded, its own
+(meshes.point_clouds), one file at a time on a thread per core, each thread decoding in its own timed child
+process (decode_sandbox). A document with any file that cannot be loaded, its own
 or a chunk's, becomes a dead letter of stage `media` that names the URI and says why.
 """
+import functools
+import os
 import posixpath
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 from urllib.parse import urlparse
 
@@ -59,16 +63,18 @@ def load_media(rows: list[dict], options: MediaOptions) -> tuple[list[dict], lis
                 refs.append((i, c, target["uri"], target["modality"]))
     fetched = {f.uri: f for f in fetch_all(sorted({uri for _, _, uri, _ in refs if uri}), options)}
     loaded: dict[tuple, object] = {}
+    images: dict[tuple, bytes] = {}  # (row, chunk) -> bytes to decode
     for i, c, uri, kind in refs:
         if uri is None:
-            target = rows[i] if c is None else rows[i]["chunks"][c]
-            loaded[(i, c)] = _decode(target["blob"], options)
+            images[(i, c)] = (rows[i] if c is None else rows[i]["chunks"][c])["blob"]
         elif fetched[uri].error is not None:
             loaded[(i, c)] = fetched[uri].error
         elif kind == "image":
-            loaded[(i, c)] = _decode(fetched[uri].data, options)
+            images[(i, c)] = fetched[uri].data
+    loaded.update(zip(images, _decoder_pool().map(lambda data: decode_image(data, options), images.values())))
     meshes = [(i, c, uri) for i, c, uri, kind in refs if kind == "mesh" and uri and fetched[uri].error is None]
-    clouds = point_clouds([(fetched[uri].data, file_type(uri), uri) for _, _, uri in meshes], options)
+    clouds = _decoder_pool().map(lambda item: point_clouds([item], options)[0],
+                                 [(fetched[uri].data, file_type(uri), uri) for _, _, uri in meshes])
     for (i, c, _), cloud in zip(meshes, clouds):
         loaded[(i, c)] = cloud
     good, dead = [], []
@@ -90,8 +96,11 @@ def load_media(rows: list[dict], options: MediaOptions) -> tuple[list[dict], lis
     return good, dead, counts
 
 
-def _decode(data: bytes, options: MediaOptions):
-    return decode_image(data, options)  # in a child process with a time limit: see decode_sandbox
+@functools.lru_cache(maxsize=None)
+def _decoder_pool() -> ThreadPoolExecutor:
+    """One thread per core, kept for the worker's life: each decodes in its own child process (decode_sandbox),
+    so the files of a batch decode on all cores while this process only waits."""
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="decode")
 
 
 def _fill(target: dict, media) -> None:

@@ -41,8 +41,30 @@ def write_parquet(table: pa.Table, url: str) -> int:
     fs, path = filesystem(url)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
     with fs.open(path, "wb") as handle:
-        pq.write_table(table, handle, compression="zstd", row_group_size=PARQUET_ROW_GROUP)
+        pq.write_table(table, handle, compression="zstd", row_group_size=PARQUET_ROW_GROUP,
+                       use_dictionary=dictionary_columns(table.schema))
     return fs.size(path)
+
+
+# Columns whose values are (nearly) all distinct: a dictionary only costs time (pyarrow builds one per row
+# group, hashing every value, blobs included, then falls back to plain encoding).
+DISTINCT_COLUMNS = frozenset({"id", "text", "uri", "blob", "point_cloud", "source_row", "raw"})
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Parquet column paths (e.g. chunks.list.element.modality) worth dictionary-encoding: every leaf column
+    that is not in DISTINCT_COLUMNS or inside one."""
+    def leaves(field: pa.Field, prefix: str):
+        path = prefix + field.name
+        if pa.types.is_struct(field.type):
+            for child in field.type:
+                yield from leaves(child, path + ".")
+        elif pa.types.is_list(field.type) or pa.types.is_large_list(field.type) or pa.types.is_fixed_size_list(field.type):
+            yield from leaves(pa.field("element", field.type.value_type), path + ".list.")
+        else:
+            yield path
+
+    return [path for field in schema for path in leaves(field, "") if not DISTINCT_COLUMNS & set(path.split("."))]
 
 
 def write_arrow(table: pa.Table, url: str) -> None:

@@ -9,7 +9,7 @@ rows and about `shard_bytes` bytes. Emits one descriptor dict per file written.
 """
 import math
 import uuid
-from typing import Iterator
+from typing import Iterator, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -27,31 +27,30 @@ from transforms.storage import join_url, read_arrow, write_arrow, write_bytes, w
 STAGE = "write"
 
 
-def split_by_bucket(batch: pa.RecordBatch, keys: np.ndarray, buckets: int) -> Iterator[tuple]:
-    """A batch and its (n,) uint64 keys -> (bucket, sub-batch) for every bucket present."""
-    bucket_of = (keys % np.uint64(buckets)).astype(np.int64)
+def split_by_bucket(batch: pa.RecordBatch, keys: np.ndarray, buckets: int,
+                    keep: Optional[np.ndarray] = None) -> Iterator[tuple]:
+    """A batch and its (n,) uint64 keys -> (bucket, sub-batch) for every bucket present, rows in batch order;
+    only the rows where the (n,) bool `keep` is True, when given. One take, then zero-copy slices."""
+    rows = np.flatnonzero(keep) if keep is not None else np.arange(len(keys))
+    bucket_of = (keys[rows] % np.uint64(buckets)).astype(np.int64)
     order = np.argsort(bucket_of, kind="stable")
     sorted_buckets = bucket_of[order]
-    starts = np.flatnonzero(np.r_[True, sorted_buckets[1:] != sorted_buckets[:-1]])
+    taken = batch.take(pa.array(rows[order]))
+    starts = np.flatnonzero(np.r_[True, sorted_buckets[1:] != sorted_buckets[:-1]]) if len(order) else order
     for start, end in zip(starts, np.r_[starts[1:], len(order)]):
-        yield int(sorted_buckets[start]), batch.take(pa.array(order[start:end]))
-
-
-def drop_repeats(table: pa.Table) -> tuple[pa.Table, int]:
-    """Candidates -> (the same without any repeat of an earlier document, number removed); order kept."""
-    repeat = repeats(table, sort_order(table))
-    return (table.filter(pa.array(~repeat)) if repeat.any() else table), int(repeat.sum())
+        yield int(sorted_buckets[start]), taken.slice(start, end - start)
 
 
 def finish_documents(table: pa.Table, remove_duplicates: bool) -> tuple[pa.Table, int]:
     """Candidates of one bucket -> (documents of DOCUMENT_SCHEMA sorted by id, duplicates removed).
 
     Ids are the hex key, plus `-k` for the k-th later document with the same key (kept repeats)."""
-    table = table.take(pa.array(sort_order(table)))
+    order = sort_order(table)
     removed = 0
     if remove_duplicates:
-        repeat = repeats(table, np.arange(table.num_rows))
-        table, removed = table.filter(pa.array(~repeat)), int(repeat.sum())
+        repeat = repeats(table, order)
+        order, removed = order[~repeat[order]], int(repeat.sum())
+    table = table.take(pa.array(order))  # one pass over the strings: sort and drop together
     keys = table.column(KEY).to_numpy()
     ids = hex_ids(keys)
     again = np.flatnonzero(np.r_[False, keys[1:] == keys[:-1]]) if keys.size else keys
@@ -81,14 +80,12 @@ class _SpillFn(beam.DoFn):
         self._staging, self._buckets, self._remove = staging, buckets, remove_duplicates
 
     def process(self, batch: pa.RecordBatch) -> Iterator[Output]:
-        removed = 0
-        for bucket, part in split_by_bucket(batch, batch.column(KEY).to_numpy(), self._buckets):
-            table = pa.Table.from_batches([part])
-            if self._remove:
-                table, repeats = drop_repeats(table)
-                removed += repeats
+        # A repeat follows its first copy in key order, so it is in the same bucket: drop repeats before cutting.
+        repeat = repeats(batch, sort_order(batch)) if self._remove else np.zeros(batch.num_rows, dtype=bool)
+        removed = int(repeat.sum())
+        for bucket, part in split_by_bucket(batch, batch.column(KEY).to_numpy(), self._buckets, ~repeat):
             path = join_url(self._staging, "spill", f"b{bucket:05d}", f"{uuid.uuid4().hex}.arrow")
-            write_arrow(table, path)
+            write_arrow(pa.Table.from_batches([part]), path)
             yield Output(MAIN, (bucket, path))
         if removed:
             yield Output(COUNTS, count(STAGE, duplicates_removed=removed))
