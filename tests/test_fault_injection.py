@@ -214,6 +214,17 @@ def report(what: str, outcome: str, rc: int, killed_at: float, hits_before: int,
           "log lines about it:\n" + "\n".join(lines[:12]))
 
 
+def kill_and_judge(what: str, candidates, server, job: subprocess.Popen, out: Path, rows: int, log: Path) -> None:
+    """SIGKILL the first of `candidates()` seen fetching, let the job end, and check it recovered or failed cleanly."""
+    victim = fetching_process(candidates, server, job)
+    hits_before = sum(server.hits.values())
+    victim.kill()
+    killed_at = time.monotonic()
+    rc = finish(job, log)
+    outcome = kill_outcome(out, rows, rc, log)
+    report(what, outcome, rc, killed_at, hits_before, server, log)
+
+
 def test_killed_direct_runner_worker_recovers_or_fails_cleanly(tmp_path):
     """SIGKILL to one of two DirectRunner SDK worker processes while they fetch slow URLs."""
     rows = 160
@@ -224,13 +235,7 @@ def test_killed_direct_runner_worker_recovers_or_fails_cleanly(tmp_path):
                         "--direct_running_mode=multi_processing", "--direct_num_workers=2")
         wait_for_hits(server, 20, job)
         assert len(sdk_workers(job.pid)) == 2, f"expected 2 SDK worker processes:\n{log_tail(log)}"
-        victim = fetching_process(lambda: sdk_workers(job.pid), server, job)
-        hits_before = sum(server.hits.values())
-        victim.kill()
-        killed_at = time.monotonic()
-        rc = finish(job, log)
-        outcome = kill_outcome(tmp_path / "out", rows, rc, log)
-        report("DirectRunner SDK worker", outcome, rc, killed_at, hits_before, server, log)
+        kill_and_judge("DirectRunner SDK worker", lambda: sdk_workers(job.pid), server, job, tmp_path / "out", rows, log)
 
 
 def test_killed_dask_worker_recovers_or_fails_cleanly(tmp_path):
@@ -246,12 +251,7 @@ def test_killed_dask_worker_recovers_or_fails_cleanly(tmp_path):
                             f"--dask_client_address={cluster.client_address}")
             wait_for_hits(server, 20, job)
             pids = cluster.run_on_workers(os.getpid).values()
-            victim = fetching_process(lambda: [psutil.Process(pid) for pid in pids], server, job)
-            hits_before = sum(server.hits.values())
-            victim.kill()
-            killed_at = time.monotonic()
-            rc = finish(job, log)
-            outcome = kill_outcome(tmp_path / "out", rows, rc, log)
-            report("Dask worker", outcome, rc, killed_at, hits_before, server, log)
+            kill_and_judge("Dask worker", lambda: [psutil.Process(pid) for pid in pids], server, job,
+                           tmp_path / "out", rows, log)
         finally:
             cluster.stop()
