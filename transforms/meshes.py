@@ -132,16 +132,27 @@ def _binary_stl_fits(data: bytes) -> bool:
     return len(data) >= 84 and len(data) == 84 + 50 * struct.unpack_from("<I", data, 80)[0]
 
 
+def _external_buffers(data: bytes) -> list[str]:
+    """URIs of the buffers a glTF/GLB file keeps outside itself; [] when its JSON cannot be found or read
+    (then trimesh's own message is the reason)."""
+    if data[:4] == b"glTF":  # a GLB's JSON chunk follows its 12-byte header and the chunk's length and type
+        if len(data) < 20:
+            return []
+        data = data[20:20 + struct.unpack_from("<I", data, 12)[0]]
+    try:
+        gltf = json.loads(data)
+    except ValueError:  # not JSON, or not text
+        return []
+    buffers = gltf.get("buffers") if isinstance(gltf, dict) else None
+    if not isinstance(buffers, list):
+        return []
+    uris = [b.get("uri") for b in buffers if isinstance(b, dict)]
+    return [uri for uri in uris if isinstance(uri, str) and not uri.startswith("data:")]
+
+
 def _unreadable_reason(data: bytes, file_type: str, error: Exception) -> str:
     """The sentence for a file trimesh could not read; names external glTF buffers when those are why."""
-    external = []
-    if file_type in ("gltf", "glb"):
-        try:  # a GLB's JSON chunk follows its 12-byte header and the chunk's length and type
-            chunk = data if file_type == "gltf" else data[20:20 + struct.unpack_from("<I", data, 12)[0]]
-            buffers = json.loads(chunk).get("buffers", [])
-            external = [b["uri"] for b in buffers if not b.get("uri", "data:").startswith("data:")]
-        except Exception:
-            pass  # not even valid glTF JSON: trimesh's message is all there is
+    external = _external_buffers(data) if file_type in ("gltf", "glb") else []
     if external:
         return (f"the {file_type} file keeps its geometry in external files {', '.join(external)} that are not "
                 "inside it; embed the buffers (export as .glb) to use it.")
