@@ -10,7 +10,6 @@ import dataclasses
 import io
 import math
 import posixpath
-import sys
 from typing import Callable, Optional
 
 import numpy as np
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image, ImageDraw, ImageFont
 
+from pipelines.dataset_errors import DATASET_ERRORS, dataset_error, fail
 from pipelines.load import load_table
 from transforms.hashing import content_hashes
 from transforms.storage import write_bytes
@@ -89,9 +89,10 @@ def run_command(argv: list[str], parser: argparse.ArgumentParser, draw: Callable
             raise SheetError(f"--count {args.count} with --tile {args.tile} makes a {width:,} x {height:,} pixel "
                              f"picture, more than {MAX_SHEET_PIXELS:,} pixels; ask for fewer or smaller tiles.")
         print(draw(args))
-    except (SheetError, FileNotFoundError) as error:
-        print(f"finetune-etl: error: {error}", file=sys.stderr)
-        return 2
+    except SheetError as error:
+        return fail(str(error))
+    except DATASET_ERRORS as error:
+        return dataset_error(error)
     return 0
 
 

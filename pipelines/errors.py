@@ -10,13 +10,13 @@ reason, raw], retry: null or {file, rows, not_retryable: [{source_file, source_r
 """
 import argparse
 import json
-import sys
 from typing import Optional
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.dataset_errors import DATASET_ERRORS, dataset_error, fail
 from pipelines.load import load_dead_letters, load_manifest
 from pipelines.retry import collect, rerun_command, write_retry_file
 from pipelines.summary_render import shown_path, shown_reason
@@ -84,14 +84,12 @@ def _print_retry(console: Console, retry: dict, retry_file: str) -> None:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.limit < 0:
-        print(f"finetune-etl: error: --limit {args.limit} must be 0 or more.", file=sys.stderr)
-        return 2
+        return fail(f"--limit {args.limit} must be 0 or more.")
     try:
         manifest = load_manifest(args.url)
         dead = load_dead_letters(args.url).to_pylist()
-    except FileNotFoundError as exc:
-        print(f"finetune-etl: error: {exc} Pass the --output folder of a finished `finetune-etl prepare` run.", file=sys.stderr)
-        return 2
+    except DATASET_ERRORS as error:
+        return dataset_error(error)
     kept = matching(dead, args.stage, args.reason_class, args.grep)
     retry = _retry(args.url, manifest, kept, args.retry) if args.retry else None
     if args.json:

@@ -19,6 +19,10 @@ ATTEMPTS = 5
 T = TypeVar("T")
 
 
+class DatasetChanging(RuntimeError):
+    """Runs kept committing to the dataset while it was read."""
+
+
 def load_manifest(url: str) -> dict:
     """The manifest of a complete dataset; FileNotFoundError when the dataset is missing or incomplete."""
     fs, path = filesystem(url)
@@ -28,8 +32,9 @@ def load_manifest(url: str) -> dict:
         return json.load(handle)
 
 
-def _snapshot(url: str, read: Callable[[dict], T]) -> T:
-    """read(manifest) on a stable dataset: retried when another run commits while it reads."""
+def read_snapshot(url: str, read: Callable[[dict], T]) -> T:
+    """read(manifest) on a stable dataset: retried when another run commits while it reads.
+    FileNotFoundError when no complete dataset is there; DatasetChanging when runs keep committing."""
     for attempt in range(ATTEMPTS):
         before = load_manifest(url)
         try:
@@ -43,15 +48,17 @@ def _snapshot(url: str, read: Callable[[dict], T]) -> T:
         if result is not None and after is not None and after["run_id"] == before["run_id"]:
             return result
         time.sleep(0.2 * (attempt + 1))
-    raise RuntimeError(f"{url} kept changing while it was read ({ATTEMPTS} attempts); try again later.")
+    raise DatasetChanging(f"{url} kept changing while it was read ({ATTEMPTS} attempts); try again later.")
 
 
-def _read_parquet(url: str, shards: list, columns: Optional[list[str]] = None) -> list[pa.Table]:
+def read_parquet_shards(url: str, shards: list, columns: Optional[list[str]] = None) -> list[pa.Table]:
+    """The manifest's shard entries of a dataset -> one table per shard, of all columns or just `columns`
+    (dotted paths such as chunks.list.element.modality pick nested leaves)."""
     fs, path = filesystem(url)
     tables = []
     for shard in shards:
         with fs.open(join_url(path, shard["path"]), "rb") as handle:
-            tables.append(pq.read_table(handle, columns=columns))
+            tables.append(pq.ParquetFile(handle).read(columns=columns))
     return tables
 
 
@@ -75,14 +82,14 @@ def load_table(url: str, columns: Optional[list[str]] = None) -> pa.Table:
 
     def read(manifest):
         if manifest["shards"]["documents"]:
-            return _table(_read_parquet(url, manifest["shards"]["documents"], columns), schema)
+            return _table(read_parquet_shards(url, manifest["shards"]["documents"], columns), schema)
         return docs_to_table(_read_docs(url, manifest["shards"]["docarray"])).select(schema.names)
-    return _snapshot(url, read)
+    return read_snapshot(url, read)
 
 
 def load_dead_letters(url: str) -> pa.Table:
     """All dead letters of a dataset as one pyarrow Table of DEAD_LETTER_SCHEMA."""
-    return _snapshot(url, lambda m: _table(_read_parquet(url, m["shards"]["dead_letters"]), DEAD_LETTER_SCHEMA))
+    return read_snapshot(url, lambda m: _table(read_parquet_shards(url, m["shards"]["dead_letters"]), DEAD_LETTER_SCHEMA))
 
 
 def load_docs(url: str) -> DocList[TrainingDoc]:
@@ -90,5 +97,5 @@ def load_docs(url: str) -> DocList[TrainingDoc]:
     def read(manifest):
         if manifest["shards"]["docarray"]:
             return _read_docs(url, manifest["shards"]["docarray"])
-        return table_to_docs(_table(_read_parquet(url, manifest["shards"]["documents"]), DOCUMENT_SCHEMA))
-    return _snapshot(url, read)
+        return table_to_docs(_table(read_parquet_shards(url, manifest["shards"]["documents"]), DOCUMENT_SCHEMA))
+    return read_snapshot(url, read)

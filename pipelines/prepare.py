@@ -208,7 +208,7 @@ def discard_staging(staging: str) -> None:
     fs, path = filesystem(staging)
     try:
         fs.rm(path, recursive=True)
-    except (FileNotFoundError, OSError):
+    except OSError:  # FileNotFoundError included: nothing was staged
         pass
 
 

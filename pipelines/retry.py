@@ -27,8 +27,7 @@ from schemas.options import MediaOptions
 from transforms import modality
 from transforms.storage import filesystem
 
-# A value that is already absolute (scheme:// or /path); the same rule as transforms.layout's.
-_ABSOLUTE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|/)")
+_ABSOLUTE = re.compile(modality.ABSOLUTE_URI)  # the rule transforms.layout applies
 _DIALECT_FLAGS = {",": "excel", "\t": "excel-tab"}
 # (flag, manifest media option) re-used by the re-run when the run changed them from the default.
 _MEDIA_FLAGS = (("--point-cloud-size", "point_cloud_size"), ("--max-media-bytes", "max_bytes"),

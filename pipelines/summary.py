@@ -24,44 +24,27 @@ Images and meshes count the documents and the chunks of two-chunk documents. Med
 """
 import argparse
 import json
-import sys
 from typing import Optional
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from pipelines.load import load_manifest, load_table
-from transforms.storage import filesystem, join_url
+from pipelines.dataset_errors import DATASET_ERRORS, dataset_error, fail
+from pipelines.load import load_table, read_parquet_shards, read_snapshot
 
 FLAT_COLUMNS = ["label", "score", "modality", "mime_type", "width", "height"]
 CHUNK_FIELDS = ["modality", "mime_type", "width", "height"]
 DEAD_LETTER_COLUMNS = ["source_file", "source_row", "stage", "reason_class", "reason"]
 SCORE_BINS = 10
-ATTEMPTS = 5
-
-
-def _read_shards(url: str, shards: list, columns: list[str]) -> tuple[Optional[pa.Table], int]:
-    """Parquet shards -> (the named columns (dotted paths pick nested leaves) or None when no shard,
-    rows in the footers)."""
-    fs, path = filesystem(url)
-    tables, rows = [], 0
-    for shard in shards:
-        with fs.open(join_url(path, shard["path"]), "rb") as handle:
-            parquet = pq.ParquetFile(handle)
-            rows += parquet.metadata.num_rows
-            tables.append(parquet.read(columns=columns))
-    return (pa.concat_tables(tables, promote_options="permissive") if tables else None), rows
 
 
 def _documents(url: str, manifest: dict) -> tuple[pa.Table, Optional[int]]:
     """(documents with FLAT_COLUMNS and chunks of CHUNK_FIELDS, rows in the Parquet footers or None)."""
     shards = manifest["shards"]["documents"]
     if shards:
-        table, rows = _read_shards(url, shards, FLAT_COLUMNS + [f"chunks.list.element.{f}" for f in CHUNK_FIELDS])
-        if table is not None:
-            return table, rows
+        tables = read_parquet_shards(url, shards, FLAT_COLUMNS + [f"chunks.list.element.{f}" for f in CHUNK_FIELDS])
+        return pa.concat_tables(tables, promote_options="permissive"), sum(t.num_rows for t in tables)
     return load_table(url, columns=FLAT_COLUMNS + ["chunks"]), None  # docarray only: the whole documents
 
 
@@ -188,10 +171,11 @@ def checks(manifest: dict, documents: int, dead_letters: int, shards: dict) -> l
     return [{"check": name, "expected": expected, "found": got, "holds": expected == got} for name, expected, got in found]
 
 
-def _read(url: str, top: int) -> dict:
-    manifest = load_manifest(url)
+def _read(url: str, manifest: dict, top: int) -> dict:
     documents, document_rows = _documents(url, manifest)
-    dead, dead_rows = _read_shards(url, manifest["shards"]["dead_letters"], DEAD_LETTER_COLUMNS)
+    dead_tables = read_parquet_shards(url, manifest["shards"]["dead_letters"], DEAD_LETTER_COLUMNS)
+    dead = pa.concat_tables(dead_tables) if dead_tables else None
+    dead_rows = sum(t.num_rows for t in dead_tables)
     shards = shards_summary(manifest, {"documents": document_rows, "dead_letters": dead_rows})
     dead_summary = dead_letters_summary(dead, top)
     inputs = [{k: i.get(k) for k in ("url", "size", "delimiter", "encoding", "header", "fields")}
@@ -210,12 +194,8 @@ def _read(url: str, top: int) -> dict:
 def summarize(url: str, top: int = 10) -> dict:
     """A dataset URL -> the summary dict (keys in the module docstring), read from one committed run.
 
-    FileNotFoundError when no complete dataset is there; RuntimeError when runs keep committing meanwhile."""
-    for _ in range(ATTEMPTS):
-        summary = _read(url, top)
-        if load_manifest(url)["run_id"] == summary["run_id"]:
-            return summary
-    raise RuntimeError(f"{url} kept changing while it was read ({ATTEMPTS} attempts); try again later.")
+    FileNotFoundError when no complete dataset is there; DatasetChanging when runs keep committing meanwhile."""
+    return read_snapshot(url, lambda manifest: _read(url, manifest, top))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -229,16 +209,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.top < 1:
-        print(f"finetune-etl: error: --top {args.top} must be at least 1.", file=sys.stderr)
-        return 2
+        return fail(f"--top {args.top} must be at least 1.")
     try:
         summary = summarize(args.url, args.top)
-    except FileNotFoundError as exc:
-        print(f"finetune-etl: error: {exc} Pass the --output folder of a finished `finetune-etl prepare` run.", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
-        print(f"finetune-etl: error: {exc}", file=sys.stderr)
-        return 1
+    except DATASET_ERRORS as error:
+        return dataset_error(error)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -114,11 +114,10 @@ LAYOUT_COLUMNS = {"labeled": 2, "pairs": 2, "scores": 3}
 
 def choose_layout(requested: str, fields: int, records: list[list[str]], where: str) -> str:
     """The layout for files with `fields` columns: the requested one checked, or the one the data implies."""
-    needs = LAYOUT_COLUMNS
     typographic = uses_typographic_quotes([r for r in records if len(r) == fields])
-    if requested in needs and fields != needs[requested]:
+    if requested in LAYOUT_COLUMNS and fields != LAYOUT_COLUMNS[requested]:
         reason = TYPOGRAPHIC_HINT if typographic else "pass the right --layout or fix the file"
-        raise ConfigError(f"--layout {requested} needs {needs[requested]} columns, but {where} has {fields}; {reason}.")
+        raise ConfigError(f"--layout {requested} needs {LAYOUT_COLUMNS[requested]} columns, but {where} has {fields}; {reason}.")
     if requested != "auto":
         return requested
     if typographic:

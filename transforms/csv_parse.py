@@ -59,8 +59,9 @@ def field_count_reason(found: int, expected: int, raw: str, dialect: Dialect) ->
 def parse_range(buf: bytes, rng: ByteRange, batch_rows: int) -> tuple[list[pa.RecordBatch], list[dict], int]:
     """Bytes of `rng` -> (row batches, dead-letter dicts, header records skipped)."""
     file = rng.file
-    if rng.start == 0 and compression_of(buf):
-        return [], [_dead_letter(rng, 1, "compressed", compressed_reason(compression_of(buf)), repr(buf[:40]))], 0
+    compression = compression_of(buf) if rng.start == 0 else None
+    if compression:
+        return [], [_dead_letter(rng, 1, "compressed", compressed_reason(compression), repr(buf[:40]))], 0
     if rng.start == 0 and buf.startswith(UTF8_BOM) and codecs.lookup(file.encoding).name.startswith("utf-8"):
         buf = buf[len(UTF8_BOM):]
     if not rng.python_csv and ascii_compatible(file.encoding):

@@ -28,7 +28,6 @@ from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN, Output, SplitOutputs
 
 STAGE = "layout"
 CANDIDATE_SCHEMA = pa.schema([f for f in DOCUMENT_SCHEMA if f.name != "id"] + [pa.field(KEY, pa.uint64())])
-_ABSOLUTE = r"^([a-zA-Z][a-zA-Z0-9+.-]*://|/)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +140,7 @@ def _content(values: pa.Array, kind: str, base: str) -> dict:
     """Column values of one modality -> {'text': ...} or {'uri': ...} (relative paths resolved against base)."""
     if kind == "text":
         return {"text": values}
-    relative = pc.invert(pc.match_substring_regex(values, _ABSOLUTE))
+    relative = pc.invert(pc.match_substring_regex(values, modality.ABSOLUTE_URI))
     prefix = base + "/" if base else ""
     uri = pc.if_else(relative, pc.binary_join_element_wise(pa.scalar(prefix), values, ""), values)
     return {"uri": uri}

@@ -14,6 +14,8 @@ _NO_SPACES_OR_URL = r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://\S+|\S+)$"
 
 
 KINDS = ("text", "image", "mesh")
+# A media value that needs no base folder: it has a scheme (`gs://...`) or is an absolute path.
+ABSOLUTE_URI = r"^([a-zA-Z][a-zA-Z0-9+.-]*://|/)"
 # Cheap first pass: only values ending in a 3-4 character extension (maybe before ?query) can be media.
 _MAYBE_MEDIA = r"\.[A-Za-z0-9]{3,4}\s*(?:[?#]\S*)?$"
 
