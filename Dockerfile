@@ -8,4 +8,6 @@ COPY setup.py setup.cfg README.md ./
 COPY schemas ./schemas
 COPY transforms ./transforms
 COPY pipelines ./pipelines
-RUN pip install --no-cache-dir . && python -c "import pipelines, transforms, schemas"
+# Import from outside the source folder, so the check proves the installed package ships every sub-package.
+RUN pip install --no-cache-dir . && cd / && python -c "import pipelines.prepare.build, pipelines.datasets.summary, \
+    transforms.read.read_csv, transforms.media.load_media, transforms.write.formats, schemas.reasons"

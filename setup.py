@@ -1,5 +1,5 @@
 """Packaging for finetune-etl; also usable as Dataflow's --setup_file."""
-from setuptools import setup
+from setuptools import find_packages, setup
 
 BEAM_VERSION = "2.77.0"
 
@@ -10,7 +10,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
-    packages=["pipelines", "transforms", "schemas"],
+    packages=find_packages(include=["pipelines", "pipelines.*", "transforms", "transforms.*", "schemas", "schemas.*"]),
     install_requires=[
         f"apache-beam[dask]=={BEAM_VERSION}",
         "pyarrow>=16,<27",

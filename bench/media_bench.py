@@ -14,8 +14,8 @@ times into the workdir, writes labeled CSVs, and measures, each variant in its o
             urllib GET + Pillow load; the limit is cores x that loop's rate
   meshes    the pipeline (2048-point clouds), with two processes, without the decode sandbox, and docarray's former way,
             `trimesh.load(path, force='mesh').sample(2048)` in a loop
-  sampling  in this process, the sampling step alone on meshes loaded once: transforms.meshes'
-            sample_point_clouds (batches of 32) against trimesh's `sample`, in points/s
+  sampling  in this process, the sampling step alone on meshes loaded once: transforms.media.meshes'
+            sample_point_cloud against trimesh's `sample`, in points/s
 
 The loops are in bench.media_loops. Each pipeline's files/s is also given after start-up: files / (its wall -
 the wall of the same pipeline on one image), the rate once interpreter, Beam and decode children are up.

@@ -49,12 +49,12 @@ LOOPS = {"--loop-images": loop_images, "--loop-images-224": functools.partial(lo
          "--loop-http-images": loop_http_images, "--loop-meshes": loop_meshes}
 
 
-def sampling_rates(mesh_paths: list[str], batch: int = 32) -> dict[str, tuple[int, float]]:
+def sampling_rates(mesh_paths: list[str]) -> dict[str, tuple[int, float]]:
     """The sampling step alone, on meshes loaded once -> {name: (points drawn, seconds)}."""
     import numpy as np
     import trimesh
-    from transforms.media import file_type
-    from transforms.meshes import load_geometry, mesh_seed, sample_point_clouds
+    from schemas.modalities import uri_extension as file_type
+    from transforms.media.meshes import load_geometry, mesh_seed, sample_point_cloud
 
     geometries, meshes = [], []
     for path in mesh_paths:
@@ -64,16 +64,15 @@ def sampling_rates(mesh_paths: list[str], batch: int = 32) -> dict[str, tuple[in
             geometries.append((geometry, mesh_seed(path)))
             meshes.append(trimesh.Trimesh(geometry.vertices, geometry.faces, process=False))
     start = time.perf_counter()
-    for i in range(0, len(geometries), batch):
-        part = geometries[i:i + batch]
-        sample_point_clouds([g for g, _ in part], [s for _, s in part], POINTS)
+    for geometry, seed in geometries:
+        sample_point_cloud(geometry, seed, POINTS)
     ours = time.perf_counter() - start
     start = time.perf_counter()
     for mesh in meshes:
         trimesh.sample.sample_surface(mesh, POINTS, seed=np.random.default_rng(0))
     theirs = time.perf_counter() - start
     n = len(geometries) * POINTS
-    return {"sampling: sample_point_clouds (ours, batches of 32)": (n, ours),
+    return {"sampling: sample_point_cloud (ours)": (n, ours),
             "sampling: trimesh.sample.sample_surface loop": (n, theirs)}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.media_bench import BAD_IMAGES, BAD_MESHES, DATA
 from schemas.options import MediaOptions
-from transforms import decode_sandbox
+from transforms.media import decode_sandbox
 
 
 def files(kind: str, bad: set) -> list[Path]:
@@ -24,7 +24,7 @@ def main() -> None:
     meshes = [(p.read_bytes(), p.suffix[1:], str(p)) for p in files("meshes", BAD_MESHES)]
     variants = {"worker": MediaOptions(decode_timeout=0, image_size=args.image_size),
                 "sandbox": MediaOptions(decode_timeout=60, image_size=args.image_size)}
-    decode_sandbox.point_clouds(meshes[:1], variants["sandbox"])  # start the child outside the timings
+    decode_sandbox.point_cloud(*meshes[0], variants["sandbox"])  # start the child outside the timings
     best = {(kind, name): float("inf") for kind in ("images", "meshes") for name in variants}
     for _ in range(args.rounds):
         for name, options in variants.items():
@@ -33,7 +33,7 @@ def main() -> None:
                 decode_sandbox.decode_image(data, options)
             best["images", name] = min(best["images", name], time.perf_counter() - started)
             started = time.perf_counter()
-            decode_sandbox.point_clouds(meshes, options)
+            [decode_sandbox.point_cloud(*mesh, options) for mesh in meshes]
             best["meshes", name] = min(best["meshes", name], time.perf_counter() - started)
     for kind, count in (("images", len(images)), ("meshes", len(meshes))):
         worker, sandbox = best[kind, "worker"], best[kind, "sandbox"]

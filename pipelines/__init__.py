@@ -11,6 +11,6 @@ class _DropBeamImportNoise(logging.Filter):
 
 logging.getLogger().addFilter(_DropBeamImportNoise())
 
-from pipelines.load import load_dead_letters, load_docs, load_manifest, load_table  # noqa: E402
+from pipelines.datasets.load import load_dead_letters, load_docs, load_manifest, load_table  # noqa: E402
 
 __all__ = ["load_docs", "load_table", "load_dead_letters", "load_manifest"]

@@ -3,10 +3,8 @@
 Arrow rows of DOCUMENT_SCHEMA <-> DocList[TrainingDoc] <-> bytes of a `.docs` shard.
 Labels and scores live in tags, as Finetuner expects: {'finetuner_label': ..., 'finetuner_score': ...}.
 """
-import os
 import zlib
 from typing import Any, Dict, Iterable, Optional
-from urllib.parse import urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -14,7 +12,8 @@ from docarray import BaseDoc, DocList
 from docarray.typing import NdArray
 from pydantic import Field
 
-from schemas.documents import DOCUMENT_SCHEMA, IMAGE_EXTENSIONS, MESH_EXTENSIONS, PAIR
+from schemas.documents import DOCUMENT_SCHEMA
+from schemas.modalities import PAIR, modality_of_extension, uri_extension
 
 LABEL_TAG = "finetuner_label"
 SCORE_TAG = "finetuner_score"
@@ -28,30 +27,26 @@ _CONTENT = ("text", "uri", "blob", "mime_type", "width", "height")
 SHARD_PROTOCOL = "protobuf-array"
 
 
-class ChunkDoc(BaseDoc):
+class _Content(BaseDoc):
+    """The content fields a document and a chunk share."""
+
+    modality: str
+    text: Optional[str] = None
+    uri: Optional[str] = None
+    blob: Optional[bytes] = None
+    mime_type: Optional[str] = None
+    width: Optional[int] = None
+    height: Optional[int] = None
+    tensor: Optional[NdArray] = None  # point cloud, float32 (N, 3)
+
+
+class ChunkDoc(_Content):
     """One side of a two-chunk ('pair') document."""
 
-    modality: str
-    text: Optional[str] = None
-    uri: Optional[str] = None
-    blob: Optional[bytes] = None
-    mime_type: Optional[str] = None
-    width: Optional[int] = None
-    height: Optional[int] = None
-    tensor: Optional[NdArray] = None  # point cloud, float32 (N, 3)
 
-
-class TrainingDoc(BaseDoc):
+class TrainingDoc(_Content):
     """One training document; tags hold 'finetuner_label' and/or 'finetuner_score' when known."""
 
-    modality: str
-    text: Optional[str] = None
-    uri: Optional[str] = None
-    blob: Optional[bytes] = None
-    mime_type: Optional[str] = None
-    width: Optional[int] = None
-    height: Optional[int] = None
-    tensor: Optional[NdArray] = None  # point cloud, float32 (N, 3)
     tags: Dict[str, Any] = Field(default_factory=dict)
     chunks: Optional[DocList[ChunkDoc]] = None
     source_file: Optional[str] = None
@@ -121,11 +116,9 @@ def infer_modality(doc: Any) -> str:
         return "text"
     uri = getattr(doc, "uri", None)
     if uri:
-        extension = os.path.splitext(urlparse(str(uri)).path)[1].lower()
-        if extension.lstrip(".") in IMAGE_EXTENSIONS:
-            return "image"
-        if extension.lstrip(".") in MESH_EXTENSIONS:
-            return "mesh"
+        modality = modality_of_extension(uri_extension(str(uri)))
+        if modality:
+            return modality
     if getattr(doc, "tensor", None) is not None:
         return "mesh"
     if getattr(doc, "blob", None):

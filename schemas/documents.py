@@ -3,13 +3,9 @@
 A document row: `id`, `label`, `score`, `modality` (text, image, mesh, or pair for two-chunk documents),
 its content (`text`, `uri`, `blob` and the media fields), `chunks` for two-chunk documents, and where it came from.
 """
-import pyarrow as pa
+from typing import NamedTuple, Optional
 
-MODALITIES = ("text", "image", "mesh")
-PAIR = "pair"
-# File extensions (lower case, no dot) that make a URI an image or a mesh.
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff")
-MESH_EXTENSIONS = ("off", "obj", "ply", "stl", "glb", "gltf")
+import pyarrow as pa
 
 # Media fields shared by a document and a chunk; the media stage fills them, the text path leaves them null.
 _CONTENT_FIELDS = [
@@ -50,6 +46,27 @@ DEAD_LETTER_SCHEMA = pa.schema(
 )
 
 
-def dead_letter_batch(rows: list[dict]) -> pa.RecordBatch:
-    """Dead-letter dicts (keys of DEAD_LETTER_SCHEMA) -> one RecordBatch."""
-    return pa.RecordBatch.from_pylist(rows, schema=DEAD_LETTER_SCHEMA)
+# A candidate document, as stages hand it on before ids are given: DOCUMENT_SCHEMA's columns without `id`,
+# plus KEY, a uint64 content hash that decides the write bucket, duplicate detection and the id.
+KEY = "_key"
+CANDIDATE_SCHEMA = pa.schema([f for f in DOCUMENT_SCHEMA if f.name != "id"] + [pa.field(KEY, pa.uint64())])
+
+
+class DeadLetter(NamedTuple):
+    """An input row (or file, or document) that did not become training data, and why, for a person.
+
+    source_file/source_row: where it came from (row: the 1-based physical line of a CSV, the 1-based
+    position in a .docs file; None for a whole file). stage: the stage that refused it. reason_class: a
+    short key listed in schemas.reasons. raw: the original row or URI, when there is one."""
+
+    source_file: Optional[str]
+    source_row: Optional[int]
+    stage: str
+    reason_class: str
+    reason: str
+    raw: Optional[str] = None
+
+
+def dead_letter_batch(letters: list[DeadLetter]) -> pa.RecordBatch:
+    """Dead letters -> one RecordBatch of DEAD_LETTER_SCHEMA."""
+    return pa.RecordBatch.from_pylist([letter._asdict() for letter in letters], schema=DEAD_LETTER_SCHEMA)

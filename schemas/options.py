@@ -6,10 +6,10 @@ bad value and the fix, before any work starts.
 import dataclasses
 from typing import Optional
 
+from schemas.modalities import KINDS as MODALITY_NAMES
+
 DIALECTS = ("auto", "excel", "excel-tab", "unix")
 LAYOUTS = ("auto", "labeled", "pairs", "scores", "values")
-FORMATS = ("parquet", "docarray", "both")
-MODALITY_NAMES = ("text", "image", "mesh")
 
 
 class ConfigError(ValueError):
@@ -66,6 +66,7 @@ class CSVOptions:
 class OutputOptions:
     """Where and how the dataset is written.
 
+    format: a format of transforms.write.formats, or an alias of several ("both": parquet and docarray).
     shard_rows / shard_bytes: upper bounds of one output shard (rows, and Arrow bytes before compression).
     """
 
@@ -76,20 +77,10 @@ class OutputOptions:
     overwrite: bool = False
 
     def __post_init__(self):
-        if self.format not in FORMATS:
-            raise ConfigError(f"--format {self.format!r} is not one of {', '.join(FORMATS)}.")
         if self.shard_rows < 1:
             raise ConfigError(f"--shard-rows {self.shard_rows} must be at least 1.")
         if self.shard_bytes < 1024:
             raise ConfigError(f"--shard-bytes {self.shard_bytes} must be at least 1024.")
-
-    @property
-    def writes_parquet(self) -> bool:
-        return self.format in ("parquet", "both")
-
-    @property
-    def writes_docarray(self) -> bool:
-        return self.format in ("docarray", "both")
 
 
 @dataclasses.dataclass(frozen=True)

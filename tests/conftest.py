@@ -9,6 +9,9 @@ import pytest
 import pipelines
 from pipelines.cli import main
 
+# Fixtures every test module may use: `http_server` (a loopback HTTP server), `gcs` / `gcs_server` (the GCS emulator).
+pytest_plugins = ["support.http_server", "support.gcs_emulator"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
 
@@ -79,6 +82,11 @@ def documents(out: Path, with_ids: bool = False) -> list[tuple]:
         item = (row["label"], row["score"], row["modality"], row["text"], row["uri"], chunks)
         rows.append(((row["id"],) + item) if with_ids else item)
     return sorted_docs(rows)
+
+
+def text_documents(label: str, *texts: str) -> list[tuple]:
+    """The `documents()` tuples of text documents with one label."""
+    return [(label, None, "text", text, None, None) for text in texts]
 
 
 def dead_letters(out: Path) -> list[dict]:

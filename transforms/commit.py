@@ -13,7 +13,10 @@ Shards are staged with bucket names (`documents/bNNNNN-PPPP.parquet`); the commi
   dataset that the new one does not have, writes the manifest, then `_SUCCESS`. Readers that honour
   `_SUCCESS` (as `pipelines.load_table` does) never see a mix.
 """
+from __future__ import annotations  # keeps Beam from reading StageOutput annotations as element types
+
 import ctypes
+import posixpath
 import datetime
 import json
 import os
@@ -23,9 +26,11 @@ import apache_beam as beam
 import pyarrow as pa
 
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
-from transforms.storage import MANIFEST, SUCCESS, filesystem, is_local, join_url, write_bytes, write_parquet
-
-KINDS = {"documents": ".parquet", "docarray": ".docs", "dead_letters": ".parquet"}
+from transforms.stage import StageOutput, SumCounts
+from transforms.storage import MANIFEST, SUCCESS, filesystem, join_url, write_bytes
+from transforms.uris import is_local
+from transforms.write.formats import DATASET_FOLDERS, DEAD_LETTERS, WRITERS, writers_for
+from transforms.write.shard_writer import FileRecord, ShardWriter, write_shard
 
 
 def staging_url(output: str, run_id: str) -> str:
@@ -51,27 +56,29 @@ def reconcile(counts: dict) -> dict:
     }
 
 
-def final_names(files: list[dict]) -> list[tuple[dict, str]]:
-    """Staged file descriptors -> (descriptor, final relative path), numbered per kind in (bucket, part) order."""
+def final_names(files: list[FileRecord]) -> list[tuple[FileRecord, str]]:
+    """Staged files -> (file, final relative path), numbered per folder in (bucket, part) order."""
     named = []
-    for kind, suffix in KINDS.items():
-        of_kind = sorted((f for f in files if f["kind"] == kind), key=lambda f: (f["bucket"], f["part"]))
-        for i, f in enumerate(of_kind):
-            named.append((f, f"{kind}/part-{i:05d}-of-{len(of_kind):05d}{suffix}"))
+    for folder in DATASET_FOLDERS:
+        of_folder = sorted((f for f in files if f.folder == folder), key=lambda f: (f.bucket, f.part))
+        for i, f in enumerate(of_folder):
+            suffix = posixpath.splitext(f.path)[1]
+            named.append((f, f"{folder}/part-{i:05d}-of-{len(of_folder):05d}{suffix}"))
     return named
 
 
-def publish(output: str, staging: str, files: list[dict], counts: dict, manifest: dict) -> dict:
+def publish(output: str, staging: str, files: list[FileRecord], counts: dict, manifest: dict) -> dict:
     """Publish the staged files as the dataset at `output`; returns the manifest written."""
-    kinds = {f["kind"] for f in files}
-    if "documents" not in kinds and manifest["options"]["output"]["format"] in ("parquet", "both"):
-        files = files + [_empty_shard(staging, "documents", DOCUMENT_SCHEMA)]
-    if "dead_letters" not in kinds:
-        files = files + [_empty_shard(staging, "dead_letters", DEAD_LETTER_SCHEMA)]
+    folders = {f.folder for f in files}
+    parquet = WRITERS["parquet"]
+    if parquet.folder not in folders and parquet in writers_for(manifest["options"]["output"]["format"]):
+        files = files + [_empty_shard(staging, parquet, DOCUMENT_SCHEMA)]
+    if DEAD_LETTERS.folder not in folders:
+        files = files + [_empty_shard(staging, DEAD_LETTERS, DEAD_LETTER_SCHEMA)]
     named = final_names(files)
-    shards = {kind: [] for kind in KINDS}
+    shards = {folder: [] for folder in DATASET_FOLDERS}
     for f, name in named:
-        shards[f["kind"]].append({"path": name, "rows": f["rows"], "bytes": f["bytes"]})
+        shards[f.folder].append({"path": name, "rows": f.rows, "bytes": f.bytes})
     manifest = dict(manifest, shards=shards, counts=counts, reconciliation=reconcile(counts),
                     committed_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     body = json.dumps(manifest, indent=2).encode()
@@ -86,7 +93,7 @@ def _publish_local(output: str, staging: str, named: list, manifest: bytes) -> N
     dataset = os.path.join(staging, "dataset")
     for f, name in named:
         os.makedirs(os.path.dirname(os.path.join(dataset, name)), exist_ok=True)
-        os.replace(f["path"], os.path.join(dataset, name))
+        os.replace(f.path, os.path.join(dataset, name))
     write_bytes(manifest, os.path.join(dataset, MANIFEST))
     write_bytes(b"", os.path.join(dataset, SUCCESS))
     if os.path.exists(output):
@@ -119,10 +126,10 @@ def _publish_object_store(output: str, staging: str, named: list, manifest: byte
     new_paths = set()
     for f, name in named:
         target = join_url(out_path, name)
-        fs.copy(filesystem(f["path"])[1], target)  # no server-side move is assumed
+        fs.copy(filesystem(f.path)[1], target)  # no server-side move is assumed
         new_paths.add(target)
-    for kind in KINDS:
-        folder = join_url(out_path, kind)
+    for name in DATASET_FOLDERS:
+        folder = join_url(out_path, name)
         old = [p for p in (fs.find(folder) if fs.exists(folder) else []) if p.rstrip("/") not in new_paths]
         if old:
             fs.rm(old)
@@ -131,9 +138,9 @@ def _publish_object_store(output: str, staging: str, named: list, manifest: byte
     fs.rm(filesystem(staging)[1], recursive=True)
 
 
-def _empty_shard(staging: str, kind: str, schema: pa.Schema) -> dict:
-    path = join_url(staging, kind, "empty.parquet")
-    return dict(kind=kind, bucket=0, part=0, path=path, rows=0, bytes=write_parquet(schema.empty_table(), path))
+def _empty_shard(staging: str, writer: type[ShardWriter], schema: pa.Schema) -> FileRecord:
+    """A shard with no rows, so readers of a run that kept nothing still find the folder's schema."""
+    return write_shard(writer, schema.empty_table(), join_url(staging, writer.folder, "empty" + writer.suffix))
 
 
 class _CommitFn(beam.DoFn):
@@ -145,17 +152,21 @@ class _CommitFn(beam.DoFn):
 
 
 class CommitOutput(beam.PTransform):
-    """(PCollection[file descriptor], PCollection[counts dict]) -> PCollection with the one manifest written."""
+    """Stage: main = FileRecords of every staged file; counts = all of the run's -> main = the one
+    manifest written, once the dataset is published."""
 
     def __init__(self, output: str, staging: str, manifest: dict):
         super().__init__()
         self._output, self._staging, self._manifest = output, staging, manifest
 
-    def expand(self, files_and_counts):
-        files, counts = files_and_counts
-        return (
-            files.pipeline
+    def expand(self, flow: StageOutput) -> StageOutput:
+        counts = (flow.counts
+                  | "AllCounts" >> beam.Flatten(pipeline=flow.main.pipeline)
+                  | "SumCounts" >> beam.CombineGlobally(SumCounts()))
+        manifest = (
+            flow.main.pipeline
             | "Start" >> beam.Create([None])
             | "Publish" >> beam.ParDo(_CommitFn(self._output, self._staging, self._manifest),
-                                      beam.pvalue.AsList(files), beam.pvalue.AsSingleton(counts))
+                                      beam.pvalue.AsList(flow.main), beam.pvalue.AsSingleton(counts))
         )
+        return StageOutput(manifest, flow.dead_letters, ())

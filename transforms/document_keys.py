@@ -6,39 +6,49 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.hashing import category_hashes, column_hashes, combined_hashes
+from schemas.documents import KEY
+from transforms.hashing import category_hashes, column_hashes, combined_hashes, folded_hashes
 
-KEY = "_key"
 _FLAT = ("modality", "text", "uri", "label", "score")
 _CHUNK = ("modality", "text", "uri")
 
 
+def chunk_slots(docs) -> list[tuple[np.ndarray, list[pa.Array]]]:
+    """Candidate batch or table -> per chunk position i: ((n,) bool, the documents that have a chunk i;
+    chunk i's content columns, null where absent)."""
+    chunks = _array(docs.column("chunks"))
+    if chunks.null_count == len(chunks):
+        return []
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(chunks), 0))
+    values = pc.list_flatten(chunks)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    slots = []
+    for i in range(int(lengths.max(initial=0))):
+        present = lengths > i
+        picked = values.take(pa.array(np.where(present, starts + i, 0), mask=~present))
+        slots.append((present, [picked.field(name) for name in _CHUNK]))
+    return slots
+
+
 def content_columns(docs) -> list[pa.Array]:
     """Candidate batch or table -> the columns that define a document's content, chunk fields included
-    (chunk i's fields for i in 0, 1 of two-chunk documents)."""
-    columns = [_array(docs.column(name)) for name in _FLAT]
-    chunks = _array(docs.column("chunks"))
-    if chunks.null_count < len(chunks):
-        lengths = np.asarray(pc.fill_null(pc.list_value_length(chunks), 0))
-        values = pc.list_flatten(chunks)
-        starts = np.r_[0, np.cumsum(lengths)[:-1]]
-        for i in range(int(lengths.max(initial=0))):
-            present = lengths > i
-            index = pa.array(np.where(present, starts + i, 0), mask=~present)
-            picked = values.take(index)
-            columns += [picked.field(name) for name in _CHUNK]
-    return columns
+    (chunk i's fields for each chunk position i)."""
+    return [_array(docs.column(name)) for name in _FLAT] + [c for _, columns in chunk_slots(docs) for c in columns]
 
 
 def document_keys(docs, known: Optional[dict] = None) -> np.ndarray:
-    """(n,) uint64 content hash of each candidate document; `known` maps content column names to their
-    (n,) column_hashes when the caller already has them (the same values, computed once)."""
+    """(n,) uint64 content hash of each candidate document, from its own columns and chunks only (never
+    from its neighbours in the batch); `known` maps content column names to their (n,) column_hashes when
+    the caller already has them (the same values, computed once)."""
     known = dict(known or {})
-    columns = content_columns(docs)
     if "modality" not in known:  # a handful of distinct values: each hashed once
-        known["modality"] = category_hashes(columns[_FLAT.index("modality")])
-    flat = [known[name] if name in known else column_hashes(column) for name, column in zip(_FLAT, columns)]
-    return combined_hashes(flat + [column_hashes(column) for column in columns[len(_FLAT):]])
+        known["modality"] = category_hashes(_array(docs.column("modality")))
+    keys = combined_hashes([known[name] if name in known else column_hashes(_array(docs.column(name)))
+                            for name in _FLAT])
+    for present, columns in chunk_slots(docs):
+        rows = np.flatnonzero(present)
+        keys[rows] = folded_hashes(keys[rows], [column_hashes(c.take(pa.array(rows))) for c in columns])
+    return keys
 
 
 def sort_order(docs) -> np.ndarray:

@@ -95,7 +95,12 @@ def content_hashes(*columns: pa.Array) -> np.ndarray:
 
 def combined_hashes(hashes: list[np.ndarray]) -> np.ndarray:
     """column_hashes of equal-length columns, in column order -> (n,) uint64 hash of each row (= content_hashes)."""
-    h = np.full(len(hashes[0]), _M3, dtype=np.uint64)
+    return folded_hashes(np.full(len(hashes[0]), _M3, dtype=np.uint64), hashes)
+
+
+def folded_hashes(h: np.ndarray, hashes: list[np.ndarray]) -> np.ndarray:
+    """(n,) row hashes with more columns' column_hashes folded in, in order: combined_hashes(a + b) equals
+    folded_hashes(combined_hashes(a), b)."""
     for column in hashes:
         h = _avalanche((h * _M1) ^ column)
     return h

@@ -10,6 +10,7 @@ values:  every cell is an unlabelled document.
 A candidate batch has DOCUMENT_SCHEMA's columns without `id`, plus `_key`: a uint64 content hash that
 decides the write bucket, duplicate detection and the id.
 """
+from __future__ import annotations  # keeps Beam from reading StageOutput annotations as element types
 import dataclasses
 import posixpath
 from typing import Iterator, Optional
@@ -19,15 +20,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.documents import CHUNK_TYPE, DOCUMENT_SCHEMA, PAIR
-from transforms import modality
-from transforms.counting import count, dead_letters
-from transforms.document_keys import KEY, document_keys
+from schemas import modalities as modality
+from schemas.documents import CANDIDATE_SCHEMA, CHUNK_TYPE, KEY, DeadLetter
+from schemas.modalities import PAIR
+from transforms.document_keys import document_keys
 from transforms.hashing import column_hashes
-from transforms.outputs import COUNTS, DEAD_LETTERS, MAIN, Output, SplitOutputs
+from transforms.stage import OneStepStage, count, step_outputs
+from transforms.uris import ABSOLUTE_URI
 
 STAGE = "layout"
-CANDIDATE_SCHEMA = pa.schema([f for f in DOCUMENT_SCHEMA if f.name != "id"] + [pa.field(KEY, pa.uint64())])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +49,8 @@ class LayoutSpec:
         return self.layout == "pairs"
 
 
-def apply_layout(rows: pa.RecordBatch, spec: LayoutSpec) -> tuple[Optional[pa.RecordBatch], list[dict], int]:
-    """A row batch -> (candidate documents or None, dead-letter dicts, rows that became documents)."""
+def apply_layout(rows: pa.RecordBatch, spec: LayoutSpec) -> tuple[Optional[pa.RecordBatch], list[DeadLetter], int]:
+    """A row batch -> (candidate documents or None, dead letters, rows that became documents)."""
     content = [rows.column(i) for i in range(len(spec.modalities))]
     bad_reason = np.full(rows.num_rows, None, dtype=object)
     bad_class = np.full(rows.num_rows, None, dtype=object)
@@ -126,10 +127,10 @@ def _score_reason(text: str, scale: Optional[float]) -> str:
     return f"score {text.strip()} is outside [0, 1]{scaled}{hint}"
 
 
-def _dead_letter(rows: pa.RecordBatch, r: int, reason_class: str, reason: str) -> dict:
+def _dead_letter(rows: pa.RecordBatch, r: int, reason_class: str, reason: str) -> DeadLetter:
     fields = [rows.column(i)[r].as_py() for i in range(rows.num_columns - 2)]
-    return dict(source_file=rows.column("source_file")[r].as_py(), source_row=rows.column("source_row")[r].as_py(),
-                stage=STAGE, reason_class=reason_class, reason=reason, raw=",".join(_quoted(f) for f in fields))
+    return DeadLetter(rows.column("source_file")[r].as_py(), rows.column("source_row")[r].as_py(), STAGE,
+                      reason_class, reason, ",".join(_quoted(f) for f in fields))
 
 
 def _quoted(field: str) -> str:
@@ -140,7 +141,7 @@ def _content(values: pa.Array, kind: str, base: str) -> dict:
     """Column values of one modality -> {'text': ...} or {'uri': ...} (relative paths resolved against base)."""
     if kind == "text":
         return {"text": values}
-    relative = pc.invert(pc.match_substring_regex(values, modality.ABSOLUTE_URI))
+    relative = pc.invert(pc.match_substring_regex(values, ABSOLUTE_URI))
     prefix = base + "/" if base else ""
     uri = pc.if_else(relative, pc.binary_join_element_wise(pa.scalar(prefix), values, ""), values)
     return {"uri": uri}
@@ -222,22 +223,12 @@ class _ApplyLayoutFn(beam.DoFn):
 
     def process(self, rows: pa.RecordBatch) -> Iterator:
         docs, dead, documented = apply_layout(rows, self._spec)
-        if docs is not None:
-            yield Output(MAIN, docs)
-        if dead:
-            yield Output(DEAD_LETTERS, dead_letters(dead))
-        yield Output(COUNTS, count(STAGE, rows_documented=documented,
-                                                     candidate_documents=0 if docs is None else docs.num_rows,
-                                                     dead=dead))
+        yield from step_outputs([] if docs is None else [docs], dead, count(
+            STAGE, rows_documented=documented, candidate_documents=0 if docs is None else docs.num_rows, dead=dead))
 
 
-class ApplyLayout(beam.PTransform):
-    """PCollection[RecordBatch of CSV rows] -> {MAIN: candidate RecordBatches, DEAD_LETTERS, COUNTS}."""
+class ApplyLayout(OneStepStage):
+    """Stage: main = RecordBatches of CSV rows -> main = candidate RecordBatches (CANDIDATE_SCHEMA)."""
 
     def __init__(self, spec: LayoutSpec):
-        super().__init__()
-        self._spec = spec
-
-    def expand(self, rows):
-        outputs = rows | "Layout" >> beam.ParDo(_ApplyLayoutFn(self._spec)).with_output_types(Output)
-        return outputs | "Split" >> SplitOutputs((MAIN, DEAD_LETTERS, COUNTS), pa.RecordBatch)
+        super().__init__(_ApplyLayoutFn(spec))

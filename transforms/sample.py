@@ -4,6 +4,8 @@
 --size N then keeps the N rows with the smallest hashes (a uniform sample of N rows); rows with equal
 content tie, and ties are broken by (source_file, source_row).
 """
+from __future__ import annotations  # keeps Beam from reading StageOutput annotations as element types
+
 import heapq
 from typing import Iterator, Optional
 
@@ -11,9 +13,8 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from transforms.counting import count
 from transforms.hashing import content_hashes, unit_interval
-from transforms.outputs import COUNTS, MAIN, Output, SplitOutputs
+from transforms.stage import COUNTS, MAIN, Output, StageOutput, apply_step, count
 
 STAGE = "sample"
 
@@ -89,20 +90,17 @@ def _join_key(rows: pa.RecordBatch) -> int:
 
 
 class SampleRows(beam.PTransform):
-    """PCollection[RecordBatch of rows] -> (kept rows, [PCollections of COUNTS dicts (sampled_out)])."""
+    """Stage: main = RecordBatches of rows -> main = the rows kept (counts: sampled_out)."""
 
     def __init__(self, size: Optional[int], rate: Optional[float]):
         super().__init__()
         self._size, self._rate = size, rate
 
-    def expand(self, rows):
-        counts = []
+    def expand(self, flow: StageOutput) -> StageOutput:
         if self._rate is not None and self._rate < 1:
-            outputs = rows | "KeepRate" >> beam.ParDo(_KeepRateFn(self._rate)).with_output_types(Output)
-            split = outputs | "SplitRate" >> SplitOutputs((MAIN, COUNTS), pa.RecordBatch)
-            rows = split[MAIN]
-            counts.append(split[COUNTS])
+            flow = apply_step(flow, "KeepRate", _KeepRateFn(self._rate))
         if self._size is not None:
+            rows = flow.main
             # The threshold reaches the rows by a join, not a side input: Beam 2.77's DaskRunner computes a
             # side input wrongly when it shares upstream steps with the main input.
             last = (rows
@@ -110,12 +108,6 @@ class SampleRows(beam.PTransform):
                     | "SizeThreshold" >> beam.CombineGlobally(_SmallestKeys(self._size)).without_defaults()
                     | "ToEveryJoinKey" >> beam.FlatMap(lambda t: [(k, t) for k in range(JOIN_KEYS)]))
             keyed = rows | "KeyRows" >> beam.Map(lambda b: (_join_key(b), b))
-            outputs = (
-                {"rows": keyed, "last": last}
-                | "JoinThreshold" >> beam.CoGroupByKey()
-                | "KeepSize" >> beam.ParDo(_KeepUpToFn()).with_output_types(Output)
-            )
-            split = outputs | "SplitSize" >> SplitOutputs((MAIN, COUNTS), pa.RecordBatch)
-            rows = split[MAIN]
-            counts.append(split[COUNTS])
-        return rows, counts
+            joined = {"rows": keyed, "last": last} | "JoinThreshold" >> beam.CoGroupByKey()
+            flow = apply_step(flow.advance(joined), "KeepSize", _KeepUpToFn())
+        return flow

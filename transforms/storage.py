@@ -3,17 +3,10 @@ import posixpath
 
 import fsspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-PARQUET_ROW_GROUP = 65_536
 # A dataset folder is complete when SUCCESS exists; MANIFEST lists its shards and counts.
 SUCCESS = "_SUCCESS"
 MANIFEST = "manifest.json"
-
-
-def is_local(url: str) -> bool:
-    """True for plain paths and file:// URLs."""
-    return "://" not in url or url.startswith("file://")
 
 
 def join_url(base: str, *parts: str) -> str:
@@ -33,38 +26,6 @@ def write_bytes(data: bytes, url: str) -> int:
     with fs.open(path, "wb") as handle:
         handle.write(data)
     return len(data)
-
-
-def write_parquet(table: pa.Table, url: str) -> int:
-    """Write a table as one Parquet file (zstd, row groups of PARQUET_ROW_GROUP rows), streamed to storage;
-    returns the file's size in bytes."""
-    fs, path = filesystem(url)
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    with fs.open(path, "wb") as handle:
-        pq.write_table(table, handle, compression="zstd", row_group_size=PARQUET_ROW_GROUP,
-                       use_dictionary=dictionary_columns(table.schema))
-    return fs.size(path)
-
-
-# Columns whose values are (nearly) all distinct: a dictionary only costs time (pyarrow builds one per row
-# group, hashing every value, blobs included, then falls back to plain encoding).
-DISTINCT_COLUMNS = frozenset({"id", "text", "uri", "blob", "point_cloud", "source_row", "raw"})
-
-
-def dictionary_columns(schema: pa.Schema) -> list[str]:
-    """Parquet column paths (e.g. chunks.list.element.modality) worth dictionary-encoding: every leaf column
-    that is not in DISTINCT_COLUMNS or inside one."""
-    def leaves(field: pa.Field, prefix: str):
-        path = prefix + field.name
-        if pa.types.is_struct(field.type):
-            for child in field.type:
-                yield from leaves(child, path + ".")
-        elif pa.types.is_list(field.type) or pa.types.is_large_list(field.type) or pa.types.is_fixed_size_list(field.type):
-            yield from leaves(pa.field("element", field.type.value_type), path + ".list.")
-        else:
-            yield path
-
-    return [path for field in schema for path in leaves(field, "") if not DISTINCT_COLUMNS & set(path.split("."))]
 
 
 def write_arrow(table: pa.Table, url: str) -> None:

@@ -14,8 +14,8 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 with atheris.instrument_imports(include=["transforms"]):
     from schemas.inputs import ByteRange, Dialect, InputFile
-    from transforms.csv_parse import parse_range
-    from transforms.csv_scan import plan_splits
+    from transforms.read.csv_parse import parse_range
+    from transforms.read.csv_scan import plan_splits
 
 DELIMITERS = ",\t;"
 BATCH_ROWS = 7  # small, so batching boundaries are exercised too
@@ -30,7 +30,7 @@ def found(buf: bytes, ranges: list) -> tuple[list, list]:
             fields = [batch.column(i).to_pylist() for i in range(batch.num_columns - 2)]
             lines = batch.column("source_row").to_pylist()
             rows += [(line, tuple(f[r] for f in fields)) for r, line in enumerate(lines)]
-        dead += [(d["source_row"], d["reason_class"]) for d in letters]
+        dead += [(d.source_row, d.reason_class) for d in letters]
     return sorted(rows), sorted(dead)
 
 

@@ -1,4 +1,4 @@
-"""Fuzz target: arbitrary bytes -> images.decode_image, or meshes.load_geometry and point_clouds.
+"""Fuzz target: arbitrary bytes -> images.decode_image, or meshes.load_geometry and point_cloud.
 
 Input layout: byte 0 picks the decoder (0: image, re-encoding to a 16-pixel PNG when bit 3 is set;
 1..6: the mesh types off, obj, ply, stl, glb, gltf), the rest is the file. Property: each call returns
@@ -16,9 +16,9 @@ with atheris.instrument_imports(include=["transforms", "trimesh", "PIL"]):
     import numpy as np
 
     from schemas.options import MediaOptions
-    from transforms.images import DecodedImage, decode_image
-    from transforms.media_errors import MediaError
-    from transforms.meshes import Geometry, load_geometry, point_clouds
+    from transforms.media.images import DecodedImage, decode_image
+    from transforms.media.errors import MediaError
+    from transforms.media.meshes import Geometry, load_geometry, point_cloud
 
 MESH_TYPES = ("off", "obj", "ply", "stl", "glb", "gltf")
 MAX_PIXELS = 4_000_000  # keeps one input's decode within the per-input timeout
@@ -46,7 +46,7 @@ def check(data: bytes) -> None:
         assert isinstance(geometry, Geometry), geometry
     except MediaError:
         pass
-    [cloud] = point_clouds([(body, file_type, "fuzz." + file_type)], CLOUD_POINTS)
+    cloud = point_cloud(body, file_type, "fuzz." + file_type, CLOUD_POINTS)
     if not isinstance(cloud, MediaError):
         assert isinstance(cloud, np.ndarray) and cloud.shape == (CLOUD_POINTS, 3), cloud
 

@@ -1,0 +1,125 @@
+"""A prepare job, planned: every decision a run needs, made in the launcher before the pipeline starts.
+
+plan_job checks the options, the inputs (pipelines.prepare.inputs) and the output, and returns a
+PrepareJob, or raises ConfigError with one sentence.
+"""
+import dataclasses
+import datetime
+import math
+import os
+import posixpath
+import uuid
+from typing import Optional
+
+from pipelines.prepare.inputs import InputPlan, plan_inputs
+from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
+from transforms.commit import staging_url
+from transforms.layout import LayoutSpec
+from transforms.storage import MANIFEST, SUCCESS, filesystem, join_url, write_bytes
+from transforms.write.formats import DATASET_FOLDERS, writers_for
+from transforms.write.shard_writer import ShardWriter
+
+VERSION = "0.1.0"
+MEDIA_BYTES_PER_FILE = 256 * 1024
+OUR_ENTRIES = {SUCCESS, MANIFEST, *DATASET_FOLDERS}
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareJob:
+    """Everything one run needs, decided before the pipeline starts."""
+
+    inputs: InputPlan
+    csv: CSVOptions
+    output: OutputOptions
+    tuning: ReadTuning
+    run_id: str
+    media: MediaOptions = MediaOptions()
+
+    @property
+    def staging(self) -> str:
+        return staging_url(self.output.output, self.run_id)
+
+    @property
+    def writers(self) -> tuple[type[ShardWriter], ...]:
+        """The output formats of the run."""
+        return writers_for(self.output.format)
+
+    @property
+    def loads_media(self) -> bool:
+        """Whether any document may point at an image or mesh this run loads."""
+        wanted = {"image"} if self.media.convert_to_blob else set()
+        wanted |= {"mesh"} if self.media.create_point_clouds else set()
+        return bool(wanted & set(self.inputs.modalities)) or bool(self.inputs.docarray_files and wanted)
+
+    @property
+    def buckets(self) -> int:
+        """Write buckets: enough that one holds about `bucket_bytes` of input, or of media when media load
+        (estimated at MEDIA_BYTES_PER_FILE per file)."""
+        total = sum(f.size for f in self.inputs.files) + sum(size for _, size in self.inputs.docarray_files)
+        if self.loads_media:
+            total = max(total, self.inputs.estimated_rows * 2 * MEDIA_BYTES_PER_FILE)
+        return max(1, math.ceil(total / self.tuning.bucket_bytes))
+
+    @property
+    def layout(self) -> LayoutSpec:
+        return LayoutSpec(self.inputs.layout, self.inputs.modalities, self.csv.score_scale)
+
+    def manifest(self) -> dict:
+        return {
+            "format_version": 1,
+            "tool": f"finetune-etl {VERSION}",
+            "run_id": self.run_id,
+            "layout": self.inputs.layout,
+            "clip": self.layout.is_clip,
+            "modalities": list(self.inputs.modalities),
+            "options": {"csv": dataclasses.asdict(self.csv), "output": dataclasses.asdict(self.output),
+                        "media": dataclasses.asdict(self.media)},
+            "inputs": [
+                {"url": f.url, "size": f.size, "delimiter": f.dialect.delimiter,
+                 "skipinitialspace": f.dialect.skipinitialspace, "encoding": f.encoding, "header": f.header,
+                 "fields": f.expected_fields}
+                for f in self.inputs.files
+            ] + [{"url": url, "size": size, "format": "docarray"} for url, size in self.inputs.docarray_files],
+        }
+
+
+def new_run_id() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
+def check_output(output: OutputOptions, staging: str) -> None:
+    """ConfigError when the output holds a complete dataset (without --overwrite), holds files that are not
+    a dataset of ours, or cannot be written."""
+    fs, path = filesystem(output.output)
+    if fs.exists(join_url(path, SUCCESS)) and not output.overwrite:
+        raise ConfigError(f"--output {output.output!r} already holds a complete dataset; pass --overwrite to replace it.")
+    if fs.isfile(path):
+        raise ConfigError(f"--output {output.output!r} is a file; give a folder.")
+    if fs.isdir(path):
+        others = sorted(name for name in (posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
+                        if name not in OUR_ENTRIES and not name.startswith("_staging-"))
+        if others:
+            raise ConfigError(f"--output {output.output!r} holds files that are not a finetune-etl dataset "
+                              f"({', '.join(others[:3])}); give an empty or new folder.")
+    try:
+        write_bytes(b"", join_url(staging, ".probe"))
+    except Exception as exc:  # any storage error means the same thing to the user
+        raise ConfigError(f"--output {output.output!r} is not writable ({type(exc).__name__}: {exc}).") from None
+
+
+def resolve_output(url: str, run_id: str, now: datetime.datetime) -> str:
+    """--output with {date} (YYYY-MM-DD, UTC) and {run_id} filled in; local paths made absolute."""
+    url = url.replace("{date}", now.strftime("%Y-%m-%d")).replace("{run_id}", run_id)
+    return url if "://" in url else os.path.abspath(url)
+
+
+def plan_job(input_patterns: list[str], csv: CSVOptions, output: OutputOptions, tuning: ReadTuning,
+             run_id: Optional[str] = None, media: MediaOptions = MediaOptions()) -> PrepareJob:
+    """Options -> a PrepareJob, checking inputs and output first (ConfigError on a mistake)."""
+    writers_for(output.format)  # an unknown format is a mistake before any input is read
+    run_id = run_id or new_run_id()
+    output = dataclasses.replace(output, output=resolve_output(
+        output.output, run_id, datetime.datetime.now(datetime.timezone.utc)))
+    job = PrepareJob(plan_inputs(input_patterns, csv), csv, output, tuning, run_id, media)
+    check_output(output, job.staging)
+    return job

@@ -1,0 +1,53 @@
+"""Run a planned prepare job on the runner the Beam arguments choose, and clean up after a failed run."""
+import contextlib
+import os
+import sys
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipelines.datasets.load import load_manifest
+from pipelines.prepare.build import build
+from pipelines.prepare.job import PrepareJob
+from pipelines.prepare.progress import ProgressLine
+from transforms.storage import filesystem
+
+
+def run(job: PrepareJob, beam_args: list[str]) -> dict:
+    """Run the job; returns the manifest written."""
+    on_dask = "DaskRunner" in (PipelineOptions(beam_args).view_as(StandardOptions).runner or "")
+    if on_dask and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in beam_args):
+        beam_args = [*beam_args, "--dask_partition_size=1"]
+    runner = local_runner(PipelineOptions(beam_args))
+    if runner is not None and not any(a.startswith(("--direct_running_mode", "--direct_num_workers")) for a in beam_args):
+        # Threads are the fastest local mode: pyarrow and numpy release the GIL (bench/RESULTS.md).
+        beam_args = [*beam_args, "--direct_running_mode=multi_threading", f"--direct_num_workers={os.cpu_count() or 1}"]
+    options = PipelineOptions(beam_args)
+    progress = runner is not None and sys.stderr.isatty()
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    build(pipeline, job, progress, plan_here=on_dask)
+    try:
+        with ProgressLine(job.staging, sum(f.size for f in job.inputs.files)) if progress else contextlib.nullcontext():
+            pipeline.run().wait_until_finish()
+    except BaseException:
+        discard_staging(job.staging)
+        raise
+    return load_manifest(job.output.output)
+
+
+def discard_staging(staging: str) -> None:
+    """Remove a failed run's staged files (best effort: what cannot be removed now is only clutter)."""
+    fs, path = filesystem(staging)
+    try:
+        fs.rm(path, recursive=True)
+    except OSError:  # FileNotFoundError included: nothing was staged
+        pass
+
+
+def local_runner(options: PipelineOptions):
+    """The DirectRunner's FnApiRunner engine when the DirectRunner is asked for (or nothing is), else None:
+    Beam's default DirectRunner first tries Prism, which downloads a binary from the internet."""
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    name = options.view_as(StandardOptions).runner
+    return FnApiRunner() if name in (None, "DirectRunner", "direct") else None

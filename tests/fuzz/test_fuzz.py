@@ -1,0 +1,87 @@
+"""Run each atheris fuzz target in tests/fuzz/ for a bounded time, and replay every saved failing input.
+
+A run that finds a failing input fails the test and copies the input to tests/fuzz/regressions/<target>/,
+where it becomes a regression case: each file there is replayed here as a fast test.
+FINETUNE_ETL_FUZZ_SECONDS sets the fuzzing time per target (default 40; 0 skips fuzzing, keeps replays).
+"""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris); it runs the fuzz targets")
+
+# Imported before the targets, so replays here run the code uninstrumented (the targets instrument
+# these modules only when they import them first, as they do in their own fuzzing process).
+import transforms.read.csv_parse  # noqa: E402,F401
+import transforms.read.csv_scan  # noqa: E402,F401
+import transforms.media.images  # noqa: E402,F401
+import transforms.media.meshes  # noqa: E402,F401
+
+FUZZ = Path(__file__).resolve().parent
+TARGETS = ("fuzz_csv_splitter", "fuzz_media")
+SECONDS = int(os.environ.get("FINETUNE_ETL_FUZZ_SECONDS", "40"))
+INPUT_SECONDS = 20  # libFuzzer -timeout: one input taking longer is a failure (a hang)
+REPLAY_SECONDS = 20
+RSS_LIMIT_MB = 2560
+
+
+def target_module(target: str):
+    spec = importlib.util.spec_from_file_location(target, FUZZ / f"{target}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def regression_cases() -> list:
+    return [pytest.param(target, path, id=f"{target}/{path.name}")
+            for target in TARGETS for path in sorted((FUZZ / "regressions" / target).glob("*")) if path.is_file()]
+
+
+@pytest.mark.parametrize("target,path", regression_cases())
+def test_saved_failing_input_now_passes(target, path):
+    """A once-failing input: the target's properties hold for it, within REPLAY_SECONDS."""
+    started = time.monotonic()
+    target_module(target).check(path.read_bytes())
+    assert time.monotonic() - started < REPLAY_SECONDS
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_seed_corpus_passes(target):
+    """Every seed input satisfies the target's properties (a broken seed would hide real findings)."""
+    module = target_module(target)
+    seeds = sorted((FUZZ / "corpus" / target).glob("*"))
+    assert seeds
+    for path in seeds:
+        module.check(path.read_bytes())
+
+
+@pytest.mark.skipif(SECONDS <= 0, reason="FINETUNE_ETL_FUZZ_SECONDS=0: fuzzing skipped")
+@pytest.mark.parametrize("target", TARGETS)
+def test_fuzzing_finds_no_failing_input(target, tmp_path):
+    """libFuzzer drives the target for SECONDS from its seed corpus; any failing input is saved as a regression."""
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    new_inputs = tmp_path / "corpus"  # the first corpus folder gets the new inputs; the seeds stay as they are
+    new_inputs.mkdir()
+    command = [sys.executable, str(FUZZ / f"{target}.py"), f"-max_total_time={SECONDS}", f"-timeout={INPUT_SECONDS}",
+               f"-rss_limit_mb={RSS_LIMIT_MB}", f"-artifact_prefix={artifacts}/", "-print_final_stats=1",
+               str(new_inputs), str(FUZZ / "corpus" / target)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=SECONDS + 180, check=False)
+    found = sorted(artifacts.iterdir())
+    if run.returncode == 0 and not found:
+        return
+    saved = []
+    for path in found:
+        destination = FUZZ / "regressions" / target / path.name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination)
+        saved.append(str(destination.relative_to(FUZZ.parent.parent)))
+    tail = "\n".join(run.stderr.splitlines()[-40:])
+    pytest.fail(f"{target} found a failing input (exit code {run.returncode}); saved as {saved or 'nothing'}; "
+                f"replay it with test_saved_failing_input_now_passes. libFuzzer's output ends:\n{tail}")

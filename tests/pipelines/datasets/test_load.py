@@ -1,0 +1,58 @@
+"""The shards are plain Parquet: pandas, DuckDB and Hugging Face datasets read them without our code."""
+from pathlib import Path
+
+import datasets
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+import pipelines
+from pipelines.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+@pytest.fixture(scope="module")
+def meshes(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("readers") / "meshes"
+    assert main(["prepare", "--input", str(EXAMPLES / "labeled-meshes.csv"), "--is-labeled", "--output", str(out),
+                 "--shard-rows", "4"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("readers") / "clip"
+    assert main(["prepare", "--input", str(EXAMPLES / "clip.csv"), "--output", str(out)]) == 0
+    return out
+
+
+def shards(out: Path) -> list[str]:
+    return sorted(str(p) for p in (out / "documents").glob("part-*-of-*.parquet"))
+
+
+def test_pandas_reads_every_column(meshes):
+    frame = pd.concat([pd.read_parquet(p) for p in shards(meshes)])
+    expected = pipelines.load_table(str(meshes))
+    assert len(frame) == expected.num_rows and list(frame.columns) == expected.column_names
+    assert sorted(frame["label"]) == sorted(expected.column("label").to_pylist())
+    assert np.stack(frame.iloc[0]["point_cloud"]).shape == (2048, 3)
+
+
+def test_duckdb_groups_by_label(meshes):
+    files = ", ".join(f"'{p}'" for p in shards(meshes))
+    rows = duckdb.sql(f"select label, count(*) from read_parquet([{files}]) group by label order by label").fetchall()
+    assert rows == [("ball", 3), ("cube", 1), ("monkey", 1), ("teapot", 1)]
+
+
+def test_hugging_face_datasets_loads_point_clouds_and_chunks(meshes, clip, tmp_path):
+    cache = str(tmp_path / "hf-cache")
+    mesh_set = datasets.load_dataset("parquet", data_files={"train": shards(meshes)}, split="train", cache_dir=cache)
+    assert mesh_set.num_rows == 6 and len(mesh_set[0]["point_cloud"]) == 2048
+    clip_set = datasets.load_dataset("parquet", data_files={"train": shards(clip)}, split="train", cache_dir=cache)
+    chunks = clip_set[0]["chunks"]
+    first, second = (chunks[0], chunks[1]) if isinstance(chunks, list) else (
+        {k: v[0] for k, v in chunks.items()}, {k: v[1] for k, v in chunks.items()})
+    assert (first["modality"], second["modality"]) == ("text", "image")
+    assert second["width"] > 0 and second["blob"]

@@ -1,0 +1,50 @@
+"""pipelines.cli: the `finetune-etl` command dispatches to its commands and imports each only when it runs."""
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.cli import COMMANDS, USAGE, main
+
+
+@pytest.mark.parametrize("argv", [[], ["nope"], ["Prepare"], ["--input", "x.csv"]])
+def test_no_or_unknown_command_prints_usage_and_exits_2(capsys, argv):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip() == USAGE
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_prints_usage_and_exits_0(capsys, flag):
+    assert main([flag]) == 0
+    assert capsys.readouterr().err.startswith("usage: finetune-etl COMMAND")
+
+
+def test_usage_names_every_command():
+    listed = [line.split()[0] for line in USAGE.splitlines()[1:]]
+    assert listed == list(COMMANDS)
+
+
+def test_prepare_reaches_the_prepare_command(tmp_path, capsys):
+    assert main(["prepare", "--input", str(tmp_path / "missing.csv"), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("finetune-etl: error: ") and "missing.csv" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dataset_command_gets_its_own_arguments(tmp_path, capsys):
+    assert main(["summary", str(tmp_path / "none")]) == 2
+    assert "holds no complete dataset" in capsys.readouterr().err
+
+
+def test_commands_are_imported_only_when_they_run():
+    """Importing the CLI (what `finetune-etl --help` costs) loads neither Beam nor any command module."""
+    script = ("import sys, pipelines.cli\n"
+              "loaded = [m for m in ('apache_beam', 'pipelines.prepare.command_line',\n"
+              "          'pipelines.datasets.summary', 'pipelines.datasets.sprites', 'pipelines.datasets.preview',\n"
+              "          'pipelines.datasets.errors') if m in sys.modules]\n"
+              "print(loaded)\n"
+              "pipelines.cli.main(['--help'])\n"
+              "print('apache_beam' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.split() == ["[]", "False"]

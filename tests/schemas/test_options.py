@@ -1,0 +1,71 @@
+"""schemas.options: every invalid option stops the run with one sentence that names the value."""
+import pytest
+
+from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
+
+
+def sentence(make) -> str:
+    """The ConfigError message of make(); checks it is one sentence on one line."""
+    with pytest.raises(ConfigError) as caught:
+        make()
+    message = str(caught.value)
+    assert "\n" not in message and message.endswith((".", "?")), message
+    return message
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    ({"dialect": "tsv"}, "--dialect 'tsv'"),
+    ({"layout": "triplets"}, "--layout 'triplets'"),
+    ({"encoding": "utf-99"}, "--encoding 'utf-99'"),
+    ({"modalities": ("text", "video")}, "--modalities 'text,video'"),
+    ({"modalities": ()}, "--modalities"),
+    ({"size": 0}, "--size 0"),
+    ({"sampling_rate": 0.0}, "--sampling-rate 0.0"),
+    ({"sampling_rate": 1.5}, "--sampling-rate 1.5"),
+    ({"score_scale": -5.0}, "--score-scale -5.0"),
+    ({"score_scale": 5.0, "layout": "pairs"}, "--layout pairs"),
+])
+def test_csv_options_errors(kwargs, named):
+    assert named in sentence(lambda: CSVOptions(**kwargs))
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    ({"shard_rows": 0}, "--shard-rows 0"),
+    ({"shard_bytes": 1023}, "--shard-bytes 1023"),
+])
+def test_output_options_errors(kwargs, named):
+    assert named in sentence(lambda: OutputOptions("out", **kwargs))
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    ({"point_cloud_size": 0}, "--point-cloud-size 0"),
+    ({"max_bytes": 0}, "--max-media-bytes 0"),
+    ({"timeout": 0}, "--fetch-timeout"),
+    ({"retries": -1}, "--fetch-retries"),
+    ({"concurrency": 0}, "--fetch-concurrency"),
+    ({"image_size": 224, "image_box": (224, 224)}, "--image-size and --image-box"),
+    ({"image_size": 0}, "--image-size 0"),
+    ({"image_box": (0, 10)}, "--image-box (0, 10)"),
+    ({"image_format": "gif"}, "--image-format 'gif'"),
+    ({"image_quality": 101}, "--image-quality 101"),
+    ({"max_image_pixels": 0}, "--max-image-pixels 0"),
+    ({"decode_timeout": -1.0}, "--decode-timeout -1.0"),
+    ({"decode_timeout": float("nan")}, "--decode-timeout nan"),
+])
+def test_media_options_errors(kwargs, named):
+    assert named in sentence(lambda: MediaOptions(**kwargs))
+
+
+def test_valid_edges_are_accepted():
+    CSVOptions(sampling_rate=1.0, size=1, score_scale=5.0, layout="scores", modalities=("image", "text"),
+               encoding="latin-1", dialect="excel-tab")
+    CSVOptions(score_scale=5.0)  # auto may turn out to be scores
+    OutputOptions("out", shard_rows=1, shard_bytes=1024)
+    MediaOptions(retries=0, decode_timeout=0, image_quality=1, image_box=(1, 1), image_format="webp")
+
+
+def test_config_error_is_a_value_error_and_options_are_frozen():
+    assert issubclass(ConfigError, ValueError)
+    with pytest.raises(AttributeError):
+        CSVOptions().layout = "pairs"
+    assert ReadTuning().range_bytes > ReadTuning().batch_rows > ReadTuning().media_batch_rows

@@ -1,0 +1,182 @@
+"""The layout stage: CSV rows -> candidate documents for each layout, dead letters with reasons, media paths
+resolved against the CSV's folder, and the ApplyLayout stage in a real pipeline."""
+import apache_beam as beam
+import pyarrow as pa
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.documents import CANDIDATE_SCHEMA, KEY
+from transforms.document_keys import document_keys
+from transforms.layout import ApplyLayout, LayoutSpec, apply_layout
+from transforms.stage import StageOutput, SumCounts
+
+CSV = "/data/csvs/in.csv"
+
+
+def rows(*records: tuple, file: str = CSV, first_row: int = 2) -> pa.RecordBatch:
+    """A read-stage row batch: string columns f0.., source_file, source_row (first_row, first_row + 1, ...)."""
+    columns = {f"f{i}": [record[i] for record in records] for i in range(len(records[0]))}
+    columns.update(source_file=[file] * len(records), source_row=list(range(first_row, first_row + len(records))))
+    return pa.RecordBatch.from_pydict(columns)
+
+
+def fields(docs: pa.RecordBatch, *names: str) -> list[tuple]:
+    return [tuple(doc[n] for n in names) for doc in docs.to_pylist()]
+
+
+def chunk_fields(docs: pa.RecordBatch) -> list[list[tuple]]:
+    return [[(c["modality"], c["text"], c["uri"]) for c in doc["chunks"]] for doc in docs.to_pylist()]
+
+
+def letters(dead) -> list[tuple]:
+    return [(d.source_row, d.stage, d.reason_class, d.reason, d.raw) for d in dead]
+
+
+def assert_keys_are_content_keys(docs: pa.RecordBatch):
+    assert docs.schema == CANDIDATE_SCHEMA
+    without_key = docs.set_column(docs.schema.get_field_index(KEY), KEY, pa.nulls(docs.num_rows, pa.uint64()))
+    assert docs.column(KEY).to_pylist() == document_keys(without_key).tolist()
+
+
+# --- layouts --------------------------------------------------------------------------------------------
+
+
+def test_labeled_rows_become_labeled_documents():
+    docs, dead, documented = apply_layout(rows(("a cat", "animals"), ("a rose", "plants")), LayoutSpec("labeled", ("text",)))
+    assert (dead, documented) == ([], 2)
+    assert fields(docs, "modality", "text", "uri", "label", "score", "chunks", "source_file", "source_row") == [
+        ("text", "a cat", None, "animals", None, None, CSV, 2), ("text", "a rose", None, "plants", None, None, CSV, 3)]
+    assert_keys_are_content_keys(docs)
+
+
+def test_pairs_give_the_query_and_the_document_both_labelled_with_the_query():
+    docs, dead, documented = apply_layout(rows(("q1", "doc a"), ("q1", "doc b")), LayoutSpec("pairs", ("text", "text")))
+    assert (dead, documented) == ([], 2)
+    assert fields(docs, "modality", "text", "label", "source_row") == [
+        ("text", "q1", "q1", 2), ("text", "q1", "q1", 3), ("text", "doc a", "q1", 2), ("text", "doc b", "q1", 3)]
+    keys = docs.column(KEY).to_pylist()
+    assert keys[0] == keys[1] and len(set(keys)) == 3  # the repeated query has one key (removed later)
+    assert_keys_are_content_keys(docs)
+    assert LayoutSpec("pairs", ("text", "text")).removes_duplicates and not LayoutSpec("pairs", ("text", "text")).is_clip
+
+
+def test_clip_pairs_give_one_two_chunk_document_per_row():
+    spec = LayoutSpec("pairs", ("text", "image"))
+    assert spec.is_clip and spec.removes_duplicates
+    docs, dead, documented = apply_layout(rows(("a, cat", "img/a.jpg"), ("a dog", "gs://bucket/dog.png")), spec)
+    assert (dead, documented) == ([], 2)
+    assert fields(docs, "modality", "text", "uri", "label", "score") == [("pair", None, None, None, None)] * 2
+    assert chunk_fields(docs) == [[("text", "a, cat", None), ("image", None, "/data/csvs/img/a.jpg")],
+                                  [("text", "a dog", None), ("image", None, "gs://bucket/dog.png")]]
+    assert_keys_are_content_keys(docs)
+
+
+def test_scores_are_divided_by_the_scale():
+    docs, dead, documented = apply_layout(rows(("a", "b", "3"), ("c", "d", "0"), ("e", "f", " 5 ")),
+                                          LayoutSpec("scores", ("text", "text"), 5))
+    assert (dead, documented) == ([], 3)
+    assert fields(docs, "modality", "score", "label") == [("pair", 0.6, None), ("pair", 0.0, None), ("pair", 1.0, None)]
+    assert chunk_fields(docs)[0] == [("text", "a", None), ("text", "b", None)]
+    assert_keys_are_content_keys(docs)
+
+
+def test_values_make_every_cell_an_unlabelled_document():
+    docs, dead, documented = apply_layout(rows(("x", "y.jpg"), ("z", "w.jpg")), LayoutSpec("values", ("text", "image")))
+    assert (dead, documented) == ([], 2)
+    assert fields(docs, "modality", "text", "uri", "label", "source_row") == [
+        ("text", "x", None, None, 2), ("text", "z", None, None, 3),
+        ("image", None, "/data/csvs/y.jpg", None, 2), ("image", None, "/data/csvs/w.jpg", None, 3)]
+    assert_keys_are_content_keys(docs)
+
+
+# --- dead letters ---------------------------------------------------------------------------------------
+
+
+def test_empty_values_and_labels_are_dead_letters():
+    docs, dead, documented = apply_layout(rows(("  ", "x"), ("ok", "fine"), ("text", ""), ("", "")),
+                                          LayoutSpec("labeled", ("text",)))
+    assert documented == 1 and fields(docs, "text") == [("ok",)]
+    assert letters(dead) == [
+        (2, "layout", "empty_value", "column 1 is empty", "  ,x"),
+        (4, "layout", "empty_value", "the label (column 2) is empty", "text,"),
+        (5, "layout", "empty_value", "column 1 is empty", ","),  # the first reason found is the one given
+    ]
+
+
+def test_values_with_one_empty_cell_make_the_row_a_dead_letter():
+    docs, dead, documented = apply_layout(rows(("a", "b"), ("c", "")), LayoutSpec("values", ("text", "text")))
+    assert documented == 1 and fields(docs, "text") == [("a",), ("b",)]
+    assert letters(dead) == [(3, "layout", "empty_value", "column 2 is empty", "c,")]
+
+
+def test_a_value_of_another_modality_is_a_dead_letter_that_says_what_it_looks_like():
+    docs, dead, documented = apply_layout(rows(("a, cat", "img/a.jpg"), ("a dog", "not an image"), ("m", "x.off")),
+                                          LayoutSpec("pairs", ("text", "image")))
+    assert documented == 1 and chunk_fields(docs)[0][0] == ("text", "a, cat", None)
+    assert letters(dead) == [
+        (3, "layout", "modality", "column 2 is 'not an image', which looks like text, but column 2 holds image "
+                                  "elsewhere; pass --modalities to force it", "a dog,not an image"),
+        (4, "layout", "modality", "column 2 is 'x.off', which looks like a mesh URI, but column 2 holds image "
+                                  "elsewhere; pass --modalities to force it", "m,x.off"),
+    ]
+
+
+def test_bad_scores_are_dead_letters_with_reasons():
+    docs, dead, documented = apply_layout(rows(("a", "b", "x"), ("a", "b", "7"), ("a", "b", "-0.5"), ("a", "b", "nan")),
+                                          LayoutSpec("scores", ("text", "text"), 5))
+    assert (docs, documented) == (None, 0)
+    assert [(d.source_row, d.reason_class, d.reason) for d in dead] == [
+        (2, "score", "score 'x' is not a number"),
+        (3, "score", "score 7 is outside [0, 1] (after dividing by --score-scale 5)"),
+        (4, "score", "score -0.5 is outside [0, 1] (after dividing by --score-scale 5)"),
+        (5, "score", "score 'nan' is not a number"),
+    ]
+    _, unscaled, _ = apply_layout(rows(("a", "b", "1.5")), LayoutSpec("scores", ("text", "text")))
+    assert unscaled[0].reason == ("score 1.5 is outside [0, 1]; pass --score-scale to divide scores on another "
+                                  "scale (5 for STS-B)")
+
+
+def test_dead_letter_raw_quotes_fields_as_csv_does():
+    _, dead, _ = apply_layout(rows(('say "hi", twice', "line\nbreak", "x")), LayoutSpec("scores", ("text", "text")))
+    assert dead[0].raw == '"say ""hi"", twice","line\nbreak",x'
+
+
+# --- media paths ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("csv, expected", [
+    ("/data/csvs/in.csv", ["/data/csvs/img/a.jpg", "/data/csvs/../b.png"]),
+    ("gs://bucket/folder/in.csv", ["gs://bucket/folder/img/a.jpg", "gs://bucket/folder/../b.png"]),
+    ("in.csv", ["img/a.jpg", "../b.png"]),
+])
+def test_relative_media_paths_are_resolved_against_the_csv_folder(csv, expected):
+    absolute = ["/abs/c.jpg", "https://host/d.jpg?s=1", "gs://other/e.png", "file:///f/g.jpg"]
+    values = ["img/a.jpg", "../b.png"] + absolute
+    docs, dead, _ = apply_layout(rows(*[(v, "label") for v in values], file=csv), LayoutSpec("labeled", ("image",)))
+    assert dead == []
+    assert docs.column("uri").to_pylist() == expected + absolute
+    assert docs.column("text").null_count == docs.num_rows
+
+
+# --- the stage ------------------------------------------------------------------------------------------
+
+
+def test_apply_layout_stage_emits_candidates_dead_letters_and_counts():
+    batches = [rows(("q1", "doc a"), ("q1", "doc b")), rows(("q2", ""), ("q3", "doc c"), first_row=10)]
+    with TestPipeline() as p:
+        flow = StageOutput.start(p | beam.Create(batches)) | "Layout" >> ApplyLayout(LayoutSpec("pairs", ("text", "text")))
+
+        def candidates_are(docs):
+            assert all(b.schema == CANDIDATE_SCHEMA for b in docs)
+            got = sorted(fields(pa.Table.from_batches(docs), "text", "label", "source_row"))
+            assert got == sorted([("q1", "q1", 2), ("q1", "q1", 3), ("doc a", "q1", 2), ("doc b", "q1", 3),
+                                  ("q3", "q3", 11), ("doc c", "q3", 11)])
+
+        assert_that(flow.main, candidates_are, label="Main")
+        dead = (flow.dead_letters | "FlattenDead" >> beam.Flatten(pipeline=p)
+                | beam.FlatMap(lambda b: [(d["source_row"], d["reason_class"]) for d in b.to_pylist()]))
+        assert_that(dead, equal_to([(10, "empty_value")]), label="Dead")
+        counts = (flow.counts | "FlattenCounts" >> beam.Flatten(pipeline=p) | beam.CombineGlobally(SumCounts()))
+        assert_that(counts, equal_to([{"rows_documented": 3, "candidate_documents": 6, "dead_letters": 1,
+                                       "dead_letters.layout.empty_value": 1}]), label="Counts")

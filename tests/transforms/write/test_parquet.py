@@ -1,0 +1,123 @@
+"""transforms.write.parquet: documents written as zstd Parquet in row groups of PARQUET_ROW_GROUP rows read
+back identical; only columns whose values repeat are dictionary-encoded; dead letters go to their own folder;
+any fsspec URL works (memory:// here)."""
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA, DeadLetter, dead_letter_batch
+from transforms.write.parquet import (DISTINCT_COLUMNS, PARQUET_ROW_GROUP, DeadLetterShards, ParquetShards,
+                                      dictionary_columns)
+from transforms.write.shard_writer import write_shard
+from transforms.write.write_shards import staged_path
+
+
+def documents(count: int) -> pa.Table:
+    """Text documents and pairs: a label and modality that repeat, ids and texts that do not."""
+    def row(i):
+        pair = i % 2 == 1
+        chunks = [{"modality": "text", "text": f"query {i}"}, {"modality": "image", "uri": f"u{i}.jpg",
+                                                                "mime_type": "image/jpeg", "width": 2}]
+        return {"id": f"{i:06d}", "label": f"label {i % 5}", "modality": "pair" if pair else "text",
+                "text": None if pair else f"document {i}", "chunks": chunks if pair else None,
+                "source_file": "in.csv", "source_row": i + 1}
+    return pa.Table.from_pylist([row(i) for i in range(count)], schema=DOCUMENT_SCHEMA)
+
+
+def column_chunks(metadata: pq.FileMetaData, group: int = 0) -> dict:
+    """Parquet column path -> its column chunk metadata in one row group."""
+    row_group = metadata.row_group(group)
+    return {row_group.column(i).path_in_schema: row_group.column(i) for i in range(row_group.num_columns)}
+
+
+def row_group_sizes(path) -> list[int]:
+    metadata = pq.ParquetFile(path).metadata
+    return [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)]
+
+
+def test_round_trip_in_zstd_row_groups_of_parquet_row_group(tmp_path):
+    table = documents(PARQUET_ROW_GROUP + 100)
+    path = tmp_path / "documents" / "b00000-0000.parquet"
+    record = write_shard(ParquetShards, table, str(path))
+    assert (record.rows, record.bytes) == (table.num_rows, path.stat().st_size)
+    assert pq.read_table(path).equals(table)
+    assert pq.ParquetFile(path).schema_arrow == DOCUMENT_SCHEMA
+    assert row_group_sizes(path) == [PARQUET_ROW_GROUP, 100]
+    assert {c.compression for c in column_chunks(pq.ParquetFile(path).metadata).values()} == {"ZSTD"}
+
+
+def test_batches_streamed_one_by_one_read_back_as_one_table(tmp_path):
+    """Each write adds its own row groups (none above PARQUET_ROW_GROUP) to the one file."""
+    table = documents(1000)
+    path = tmp_path / "streamed.parquet"
+    shard = ParquetShards(str(path))
+    for batch in table.to_batches(max_chunksize=300):
+        shard.write(batch)
+    assert shard.close().rows == 1000
+    assert pq.read_table(path).equals(table)
+    assert row_group_sizes(path) == [300, 300, 300, 100]
+
+
+def test_only_repeating_columns_get_a_dictionary(tmp_path):
+    path = tmp_path / "d.parquet"
+    write_shard(ParquetShards, documents(200), str(path))
+    chunks = column_chunks(pq.ParquetFile(path).metadata)
+    with_dictionary = {name for name, chunk in chunks.items() if chunk.has_dictionary_page}
+    assert with_dictionary == set(dictionary_columns(DOCUMENT_SCHEMA))
+    assert {"label", "modality", "source_file", "chunks.list.element.modality"} <= with_dictionary
+    assert not {"id", "text", "uri", "source_row", "chunks.list.element.text", "chunks.list.element.uri"} & with_dictionary
+
+
+def test_dictionary_columns_of_the_document_schema():
+    assert dictionary_columns(DOCUMENT_SCHEMA) == [
+        "label", "score", "modality", "mime_type", "width", "height",
+        "chunks.list.element.modality", "chunks.list.element.mime_type", "chunks.list.element.width",
+        "chunks.list.element.height", "source_file"]
+    assert dictionary_columns(DEAD_LETTER_SCHEMA) == ["source_file", "stage", "reason_class", "reason"]
+
+
+def test_dictionary_columns_walks_structs_and_every_kind_of_list(tmp_path):
+    schema = pa.schema([
+        ("where", pa.struct([("uri", pa.string()), ("kind", pa.string())])),
+        ("tags", pa.large_list(pa.string())),
+        ("vector", pa.list_(pa.float32(), 3)),
+        ("nested", pa.list_(pa.struct([("blob", pa.binary()), ("inner", pa.list_(pa.int32()))]))),
+        ("raw", pa.string()),
+    ])
+    assert dictionary_columns(schema) == ["where.kind", "tags.list.element", "vector.list.element",
+                                          "nested.list.element.inner.list.element"]
+    path = tmp_path / "nested.parquet"
+    row = {"where": {"uri": "u", "kind": "k"}, "tags": ["a"], "vector": [1, 2, 3],
+           "nested": [{"blob": b"x", "inner": [1]}], "raw": "r"}
+    write_shard(ParquetShards, pa.Table.from_pylist([row], schema=schema), str(path))
+    paths = set(column_chunks(pq.ParquetFile(path).metadata))
+    assert set(dictionary_columns(schema)) <= paths, "a path that Parquet does not have would be ignored"
+
+
+@pytest.mark.parametrize("name", sorted(DISTINCT_COLUMNS))
+def test_a_distinct_column_is_skipped_at_any_depth(name):
+    schema = pa.schema([(name, pa.string()), ("outer", pa.list_(pa.struct([(name, pa.string()), ("keep", pa.string())])))])
+    assert dictionary_columns(schema) == ["outer.list.element.keep"]
+
+
+def test_dead_letters_go_to_their_own_folder(tmp_path):
+    assert (DeadLetterShards.folder, DeadLetterShards.suffix) == ("dead_letters", ".parquet")
+    url = staged_path(str(tmp_path), DeadLetterShards, 0, 0)
+    assert url == str(tmp_path / "dead_letters" / "b00000-0000.parquet")
+    letters = pa.Table.from_batches([dead_letter_batch([DeadLetter("in.csv", 2, "read", "bad_row", "why", "x")])])
+    record = write_shard(DeadLetterShards, letters, url)
+    assert record.folder == "dead_letters"
+    assert pq.read_table(url).equals(letters)
+
+
+def test_writes_to_a_memory_url():
+    fs = fsspec.filesystem("memory")
+    url = "memory://test-parquet/staging/documents/b00001-0000.parquet"
+    try:
+        record = write_shard(ParquetShards, documents(10), url, bucket=1)
+        assert (record.path, record.rows, record.bytes) == (url, 10, fs.size(url))
+        with fs.open(url, "rb") as handle:
+            assert pq.read_table(handle).equals(documents(10))
+    finally:
+        fs.rm("/test-parquet", recursive=True)

@@ -1,0 +1,337 @@
+"""Fetch the bytes of the media files a CSV names: local paths, file://, http(s):// and any fsspec URL.
+
+Pure functions, no Beam, that never raise: a failure is a `Fetched` whose error is a MediaError.
+Safety: local paths are resolved (symlinks, `..`) before the --allowed-roots check and must be regular
+files; before every http(s) hop the host is resolved, non-public addresses are refused unless
+--allow-private-network, and the connection goes to the address checked (no second DNS answer). fsspec
+URLs are limited to object stores and to network filesystems (ftp, sftp, ...) whose host is checked alike.
+"""
+import concurrent.futures
+import contextlib
+import dataclasses
+import http.client
+import ipaddress
+import os
+import socket
+import stat
+import time
+import zlib
+from typing import Optional
+from urllib.parse import urljoin
+
+import fsspec
+import urllib3
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
+
+from schemas.options import MediaOptions
+from transforms.media.errors import MediaError
+
+MAX_URI_CHARS = 8192
+MAX_REDIRECTS = 5
+MAX_RETRY_AFTER = 10.0  # seconds: a longer Retry-After waits this long, then tries again
+CHUNK_BYTES = 64 * 1024
+_REDIRECTS = (301, 302, 303, 307, 308)
+# fsspec schemes media may use: object stores (the URL names a bucket or account, not a host), and network
+# filesystems whose URL names a host, which is address-checked like an http host. Other schemes wrap
+# other files (tar, zip, reference, caches, dir) or need options a URI cannot carry: refused.
+OBJECT_STORES = ("gs", "gcs", "s3", "s3a", "az", "abfs", "abfss", "adl", "oci", "oss", "hf", "memory")
+HOSTED = ("ftp", "sftp", "ssh", "smb", "webdav", "webhdfs", "hdfs", "dbfs")
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetched:
+    """One URI's bytes (data) or why there are none (error); attempts counts tries (0: never tried)."""
+
+    uri: str
+    data: Optional[bytes]
+    error: Optional[MediaError]
+    attempts: int
+
+
+class _Transient(MediaError):
+    """A failure worth another try: connection error, timeout, truncated body, 429, 5xx."""
+
+    def __init__(self, reason_class: str, reason: str, retry_after: Optional[float] = None):
+        super().__init__(reason_class, reason)
+        self.retry_after = retry_after
+
+
+def fetch_all(uris: list[str], options: MediaOptions) -> list[Fetched]:
+    """URIs -> one Fetched per URI, in input order; each distinct URI is fetched once, up to
+    options.concurrency at a time (threads: the work is waiting on disks and networks)."""
+    distinct = list(dict.fromkeys(uris))
+    workers = max(1, min(options.concurrency, len(distinct)))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+        by_uri = dict(zip(distinct, pool.map(lambda uri: fetch_one(uri, options), distinct)))
+    return [by_uri[uri] for uri in uris]
+
+
+def fetch_one(uri: str, options: MediaOptions) -> Fetched:
+    """One URI -> Fetched; never raises.
+
+    Local paths, file:// and local:// URLs are read from disk; http(s):// with urllib3 (redirects,
+    address checks and retries are ours); any other scheme through fsspec. --no-fetch-remote skips
+    http(s) and fsspec URLs, except memory:// which lives in this process and so counts as local.
+    """
+    try:
+        kind, target = _route(uri, options)
+    except MediaError as error:
+        return Fetched(uri, None, error, 0)
+    try:
+        if kind == "local":
+            return Fetched(uri, _read_local(target, options), None, 1)
+        return _with_retries(uri, _read_http if kind == "http" else _read_fsspec, options)
+    except MediaError as error:
+        return Fetched(uri, None, error, 1)
+    except Exception as error:  # a bug or an OS oddity must become a dead letter, not a failed bundle
+        return Fetched(uri, None, MediaError("fetch_error", f"unexpected {type(error).__name__}: {error}"), 1)
+
+
+def is_public_address(address: str) -> bool:
+    """True for an IP address that is routable on the internet: not private, loopback, link-local,
+    multicast, reserved, shared (100.64/10) or unspecified, nor an IPv6 form that embeds such an IPv4."""
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6 and (ip.ipv4_mapped or ip.sixtofour):
+        return is_public_address(str(ip.ipv4_mapped or ip.sixtofour))
+    return ip.is_global and not ip.is_multicast
+
+
+def _route(uri: str, options: MediaOptions) -> tuple[str, str]:
+    """URI -> ("local", path) | ("http", url) | ("fsspec", url); MediaError when it is not fetched at all."""
+    if not isinstance(uri, str) or not uri or len(uri) > MAX_URI_CHARS:
+        raise MediaError("bad_uri", f"is not a usable URI (empty, not text, or over {MAX_URI_CHARS} characters)")
+    if "://" not in uri:
+        return "local", uri
+    scheme = uri.split("://", 1)[0].lower()
+    remote_skipped = MediaError("remote_skipped", "is remote and --no-fetch-remote is set; drop that flag to fetch it")
+    if scheme in ("http", "https"):
+        if not options.fetch_remote:
+            raise remote_skipped
+        return "http", uri
+    if "::" in uri:  # fsspec chaining (simplecache::, zip::) could reach local files or private hosts
+        raise MediaError("bad_uri", "is a chained fsspec URL ('::'), which media URIs may not use")
+    try:
+        filesystem = fsspec.get_filesystem_class(scheme)
+    except (ValueError, ImportError) as error:
+        raise MediaError("bad_uri", f"has a scheme {scheme}:// that no installed filesystem handles ({error})") from None
+    if issubclass(filesystem, LocalFileSystem):
+        return "local", filesystem._strip_protocol(uri)  # fsspec's reading of file:// (no %-decoding)
+    if scheme not in OBJECT_STORES + HOSTED:
+        raise MediaError("bad_uri", f"has a scheme {scheme}:// that media are not read from (it wraps other files "
+                                    "or needs options a URI cannot carry); use a local path, http(s):// or an "
+                                    "object store such as gs:// or s3://")
+    if not options.fetch_remote and not issubclass(filesystem, MemoryFileSystem):
+        raise remote_skipped
+    if scheme in HOSTED:
+        parts = _parse(uri)
+        _checked_addresses(parts.host, parts.port or 0, options)
+    return "fsspec", uri
+
+
+def _with_retries(uri: str, read, options: MediaOptions) -> Fetched:
+    """Call read(uri, options) until it returns bytes, raises a final MediaError, or retries run out."""
+    attempts = options.retries + 1
+    for attempt in range(attempts):
+        try:
+            return Fetched(uri, read(uri, options), None, attempt + 1)
+        except _Transient as error:
+            last = error
+            if attempt + 1 < attempts:
+                time.sleep(_delay(uri, attempt, options, error.retry_after))
+        except MediaError as error:
+            return Fetched(uri, None, error, attempt + 1)
+    reason = f"{last.reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
+    return Fetched(uri, None, MediaError(last.reason_class, reason), attempts)
+
+
+def _delay(uri: str, attempt: int, options: MediaOptions, retry_after: Optional[float]) -> float:
+    """Seconds before the next try: the server's short Retry-After, else backoff * 2**attempt plus up to 10%
+    jitter that is deterministic (from the URI and attempt) yet differs between URIs."""
+    if retry_after is not None:
+        return min(retry_after, MAX_RETRY_AFTER)
+    jitter = (zlib.crc32(f"{uri}#{attempt}".encode()) % 1000) / 10_000
+    return options.backoff * 2**attempt * (1 + jitter)
+
+
+def _too_large(size: int, options: MediaOptions) -> MediaError:
+    return MediaError("too_large", f"is {size} bytes or more, over --max-media-bytes {options.max_bytes}; "
+                                   "raise --max-media-bytes to load it")
+
+
+def _read_local(path: str, options: MediaOptions) -> bytes:
+    """A local path -> its bytes, after the --allowed-roots and regular-file checks."""
+    real = os.path.realpath(path)
+    if options.allowed_roots is not None:
+        roots = [os.path.realpath(root) for root in options.allowed_roots]
+        if not any(os.path.commonpath([real, root]) == root for root in roots):
+            raise MediaError("path_not_allowed", f"resolves to {real}, outside --allowed-roots "
+                                                 f"{','.join(options.allowed_roots)}; add its folder to --allowed-roots")
+    try:
+        info = os.stat(real)  # stat, not open: opening a FIFO would block until a writer comes
+    except (FileNotFoundError, NotADirectoryError):
+        raise MediaError("missing", f"no such file ({real})") from None
+    except OSError as error:
+        raise MediaError("unreadable", f"cannot be read: {error.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise MediaError("not_a_file", f"resolves to {real}, which is not a regular file (a folder, device or FIFO)")
+    if info.st_size > options.max_bytes:
+        raise _too_large(info.st_size, options)
+    # O_NONBLOCK and the fstat guard against the file being swapped for a FIFO or device after the stat.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(real, flags)
+    except OSError as error:
+        raise MediaError("unreadable", f"cannot be read: {error.strerror}") from None
+    with open(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise MediaError("not_a_file", f"{real} changed into something that is not a regular file")
+        data = handle.read(options.max_bytes + 1)
+    if len(data) > options.max_bytes:
+        raise _too_large(len(data), options)
+    return data
+
+
+def _read_fsspec(uri: str, options: MediaOptions) -> bytes:
+    """Any fsspec URL (gs://, s3://, memory://, ...) -> its bytes, reading at most max_bytes + 1."""
+    try:
+        filesystem, path = fsspec.core.url_to_fs(uri)
+        info = filesystem.info(path)
+        if info.get("type") == "directory":
+            raise MediaError("not_a_file", "is a folder, not a file")
+        if (info.get("size") or 0) > options.max_bytes:
+            raise _too_large(info["size"], options)
+        with filesystem.open(path, "rb") as handle:
+            data = handle.read(options.max_bytes + 1)
+    except MediaError:
+        raise
+    except FileNotFoundError:
+        raise MediaError("missing", "no such file") from None
+    except PermissionError as error:
+        raise MediaError("permission_denied", f"access denied: {error}") from None
+    except Exception as error:
+        raise _Transient("fetch_error", f"{type(error).__name__}: {error}") from None
+    if len(data) > options.max_bytes:
+        raise _too_large(len(data), options)
+    return data
+
+
+def _read_http(uri: str, options: MediaOptions) -> bytes:
+    """One attempt at an http(s) URL -> its body, following at most MAX_REDIRECTS redirects, every hop
+    address-checked; the whole attempt is cut off after about options.timeout seconds."""
+    deadline = time.monotonic() + options.timeout
+    url, seen = uri, {uri}
+    for _ in range(MAX_REDIRECTS + 1):
+        parts, pool = _connection_pool(url, options, deadline)
+        headers = {"Host": parts.netloc, "Accept-Encoding": "identity", "User-Agent": "finetune-etl"}
+        if parts.auth:
+            headers.update(urllib3.util.make_headers(basic_auth=parts.auth))
+        with pool, _transport_errors(options):
+            response = pool.urlopen("GET", parts.request_uri, headers=headers, redirect=False,
+                                    preload_content=False, assert_same_host=False)
+            try:
+                if response.status not in _REDIRECTS or not response.headers.get("Location"):
+                    _check_status(response)
+                    return _read_body(response, options, deadline)
+            finally:
+                response.close()  # also the connection: the pool only closes the idle ones
+        url = urljoin(url, response.headers["Location"])
+        if not url.lower().startswith(("http://", "https://")):
+            raise MediaError("bad_redirect", f"redirects to {url[:200]}, which is not http(s)")
+        if url in seen:
+            raise MediaError("redirect_loop", f"redirects in a loop back to {url[:200]}")
+        seen.add(url)
+    raise MediaError("redirect_loop", f"redirects more than {MAX_REDIRECTS} times")
+
+
+def _connection_pool(url: str, options: MediaOptions, deadline: float) -> tuple[urllib3.util.Url, object]:
+    """URL -> (its parts, a one-connection pool to the address its host resolves to, once that is checked)."""
+    parts = _parse(url)
+    host, port = parts.host.strip("[]"), parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = _checked_addresses(host, port, options)
+    timeout = urllib3.Timeout(connect=_remaining(deadline, options), read=_remaining(deadline, options))
+    common = dict(port=port, timeout=timeout, retries=False, maxsize=1)
+    if parts.scheme == "https":  # certificate and SNI still check the host name, not the address
+        return parts, urllib3.HTTPSConnectionPool(addresses[0], server_hostname=host, **common)
+    return parts, urllib3.HTTPConnectionPool(addresses[0], **common)
+
+
+def _parse(url: str) -> urllib3.util.Url:
+    """A URL with a host -> its parts; MediaError bad_uri when it has none or does not parse."""
+    try:
+        parts = urllib3.util.parse_url(url)
+    except urllib3.exceptions.LocationParseError as error:
+        raise MediaError("bad_uri", f"is not a valid URL: {error}") from None
+    if not parts.host:
+        raise MediaError("bad_uri", f"is a {parts.scheme}:// URL without a host")
+    return parts
+
+
+def _checked_addresses(host: str, port: int, options: MediaOptions) -> list[str]:
+    """A host -> the addresses it resolves to, all public unless --allow-private-network (else MediaError)."""
+    host = host.strip("[]")
+    try:
+        addresses = [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+    except (socket.gaierror, UnicodeError) as error:
+        retry = _Transient if getattr(error, "errno", None) == socket.EAI_AGAIN else MediaError
+        raise retry("connection_error", f"cannot resolve host {host}: {error}") from None
+    for address in addresses:
+        if not options.allow_private_network and not is_public_address(address.split("%")[0]):
+            raise MediaError("private_address", f"host {host} resolves to {address}, which is private, loopback, "
+                                                "link-local or reserved; pass --allow-private-network to fetch from it")
+    return addresses
+
+
+def _remaining(deadline: float, options: MediaOptions) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _Transient("timeout", f"took longer than --fetch-timeout {options.timeout}s")
+    return left
+
+
+@contextlib.contextmanager
+def _transport_errors(options: MediaOptions):
+    """urllib3 and socket exceptions inside the block -> MediaError (timeouts and resets are transient)."""
+    try:
+        yield
+    except MediaError:
+        raise
+    except urllib3.exceptions.NewConnectionError as error:  # a subclass of TimeoutError, for history's sake
+        raise _Transient("connection_error", f"cannot connect: {error}") from None
+    except (urllib3.exceptions.TimeoutError, socket.timeout):
+        raise _Transient("timeout", f"timed out (--fetch-timeout {options.timeout}s)") from None
+    except urllib3.exceptions.SSLError as error:
+        raise MediaError("tls_error", f"TLS failed: {error}") from None
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        cause = error.args[-1] if error.args else None  # urllib3 wraps IncompleteRead in a ProtocolError
+        if isinstance(cause, http.client.IncompleteRead):
+            raise _Transient("truncated", f"the body ended early: {cause}") from None
+        raise _Transient("connection_error", f"connection failed: {error}") from None
+
+
+def _check_status(response) -> None:
+    """A non-2xx answer -> MediaError `http_<code>`: transient for 408, 429 and 5xx, final otherwise."""
+    status = response.status
+    if 200 <= status < 300:
+        return
+    reason = f"the server answered HTTP {status} {response.reason or ''}".rstrip()
+    if status in (408, 429) or status >= 500:
+        retry_after = response.headers.get("Retry-After", "").strip()
+        raise _Transient(f"http_{status}", reason, float(retry_after) if retry_after.isdigit() else None)
+    raise MediaError(f"http_{status}", reason)
+
+
+def _read_body(response, options: MediaOptions, deadline: float) -> bytes:
+    """Stream a body, refusing a declared or actual size over max_bytes and a trickle past the deadline
+    (a body shorter than its Content-Length raises IncompleteRead: urllib3's enforce_content_length)."""
+    declared = response.headers.get("Content-Length", "").strip()
+    if declared.isdigit() and int(declared) > options.max_bytes:
+        raise _too_large(int(declared), options)
+    chunks, size = [], 0
+    while chunk := response.read1(CHUNK_BYTES):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > options.max_bytes:
+            raise _too_large(size, options)
+        _remaining(deadline, options)
+    return b"".join(chunks)
