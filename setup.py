@@ -20,6 +20,7 @@ setup(
         "gcsfs>=2024.2",
         "aiohttp>=3.9,<4",
         "Pillow>=10.1,<14",
+        "simplejpeg>=1.7,<2",
         "trimesh>=4,<6",
         "PyYAML>=6,<7",
         "urllib3>=1.26,<3",
@@ -39,5 +40,5 @@ setup(
             "atheris>=2.3,<4",
         ],
     },
-    entry_points={"console_scripts": ["finetune-etl=pipelines.cli:main"]},
+    entry_points={"console_scripts": ["finetune-etl=pipelines.cli:entry"]},
 )

@@ -1,6 +1,7 @@
 """The `finetune-etl` command: dispatches to the prepare job and to the dataset commands, each imported
 only when it runs."""
 import importlib
+import os
 import sys
 from typing import Optional
 
@@ -34,3 +35,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(USAGE, file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     return COMMANDS[argv[0]](argv[1:])
+
+
+STOPPED = 130  # the exit code of a run stopped by Ctrl-C or SIGTERM
+
+
+def entry(argv: Optional[list[str]] = None) -> None:
+    """The console script: exit with main(argv)'s code. A stopped run leaves at once: its runner's worker
+    threads may still be inside native code, and waiting for them at interpreter exit can abort."""
+    code = main(argv)
+    if code == STOPPED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -22,9 +22,11 @@ SCORE_TAG = "finetuner_score"
 # Media fields shared by a document and a chunk (Arrow's point_cloud is the docs' tensor).
 _CONTENT = ("text", "uri", "blob", "mime_type", "width", "height")
 
-# On-disk `.docs` shard: zlib(DocList protobuf-array). We compress ourselves: docarray 0.40 silently skips
-# compress='zlib' for array protocols, lz4 is not installed, and gzip stamps the time into its header.
+# On-disk `.docs` shard: the DocList protobuf-array, uncompressed, so that docarray's
+# DocList[...].load_binary(path) opens it with its defaults. Shards written before were zlib over it
+# (a zlib stream starts with 0x78, a DocListProto with 0x0a): both are read.
 SHARD_PROTOCOL = "protobuf-array"
+_ZLIB_HEADER = b"\x78"
 
 
 class _Content(BaseDoc):
@@ -172,14 +174,16 @@ def docs_to_table(docs: Iterable[BaseDoc]) -> pa.Table:
 def docs_to_bytes(docs: Iterable[TrainingDoc]) -> bytes:
     """TrainingDocs -> bytes of a `.docs` shard, the same bytes for the same docs in any process.
 
-    zlib over docarray's DocList protobuf, serialized with deterministic map order: docarray keeps
-    every doc's fields in a protobuf map, and its own to_bytes orders them differently per process.
+    docarray's DocList protobuf, serialized with deterministic map order: docarray keeps every doc's
+    fields in a protobuf map, and its own to_bytes orders them differently per process.
     """
     if not isinstance(docs, DocList) or docs.doc_type is not TrainingDoc:
         docs = DocList[TrainingDoc](docs)
-    return zlib.compress(docs.to_protobuf().SerializeToString(deterministic=True))
+    return docs.to_protobuf().SerializeToString(deterministic=True)
 
 
 def docs_from_bytes(data: bytes) -> DocList[TrainingDoc]:
-    """Bytes of a `.docs` shard -> DocList[TrainingDoc]."""
-    return DocList[TrainingDoc].from_bytes(zlib.decompress(data), protocol=SHARD_PROTOCOL)
+    """Bytes of a `.docs` shard, raw or zlib-compressed (older shards) -> DocList[TrainingDoc]."""
+    if data[:1] == _ZLIB_HEADER:
+        data = zlib.decompress(data)
+    return DocList[TrainingDoc].from_bytes(data, protocol=SHARD_PROTOCOL)

@@ -32,6 +32,23 @@ class RecordBatchCoder(beam.coders.Coder):
         return pa.RecordBatch
 
 
+_BATCHES = RecordBatchCoder()
+
+
+def batch_bytes(batch: pa.RecordBatch) -> bytes:
+    """A RecordBatch -> Arrow IPC bytes, to send through a shuffle as a plain bytes element.
+
+    Before a GroupByKey, batches travel as bytes: Beam's compiled coders write a bytes element to the data
+    channel in one go, while a Python coder (RecordBatchCoder) can be cut by the FnApiRunner's flusher
+    thread, and the runner decodes the rest as garbage (see pipelines/prepare/run.py)."""
+    return _BATCHES.encode(batch)
+
+
+def bytes_batch(data: bytes) -> pa.RecordBatch:
+    """batch_bytes' inverse."""
+    return _BATCHES.decode(data)
+
+
 class Output(NamedTuple):
     """One output of a step: its kind (transforms.stage.MAIN, DEAD_LETTERS or COUNTS) and the value."""
 

@@ -27,18 +27,11 @@ import pyarrow as pa
 
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
 from transforms.stage import StageOutput, SumCounts
+from transforms.output_folder import OutputTaken, check_replaceable
 from transforms.storage import MANIFEST, SUCCESS, filesystem, join_url, write_bytes
 from transforms.uris import is_local
 from transforms.write.formats import DATASET_FOLDERS, DEAD_LETTERS, WRITERS, writers_for
 from transforms.write.shard_writer import FileRecord, ShardWriter, write_shard
-
-
-def staging_url(output: str, run_id: str) -> str:
-    """Where a run stages its files: a hidden sibling on local disks, a prefix inside the output elsewhere."""
-    if is_local(output):
-        parent, name = os.path.split(output.rstrip("/"))
-        return os.path.join(parent, f".{name}.staging-{run_id}")
-    return join_url(output, f"_staging-{run_id}")
 
 
 def reconcile(counts: dict) -> dict:
@@ -82,6 +75,7 @@ def publish(output: str, staging: str, files: list[FileRecord], counts: dict, ma
     manifest = dict(manifest, shards=shards, counts=counts, reconciliation=reconcile(counts),
                     committed_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     body = json.dumps(manifest, indent=2).encode()
+    check_replaceable(output, manifest["options"]["output"]["overwrite"])  # again: another run may have committed
     if is_local(output):
         _publish_local(output, staging, named, body)
     else:
@@ -96,22 +90,57 @@ def _publish_local(output: str, staging: str, named: list, manifest: bytes) -> N
         os.replace(f.path, os.path.join(dataset, name))
     write_bytes(manifest, os.path.join(dataset, MANIFEST))
     write_bytes(b"", os.path.join(dataset, SUCCESS))
-    if os.path.exists(output):
-        _exchange(dataset, output)  # the previous dataset is now at `dataset`
+    if os.path.isdir(output) and os.listdir(output):
+        _exchange(dataset, output)  # a dataset of ours (checked just before): the previous one is now at `dataset`
     else:
-        os.makedirs(os.path.dirname(output.rstrip("/")) or ".", exist_ok=True)
-        os.rename(dataset, output)
+        _move_into_place(dataset, output)
     fs, path = filesystem(staging)
     fs.rm(path, recursive=True)
 
 
+_RENAME_NOREPLACE, _RENAME_EXCHANGE, _AT_FDCWD = 1, 2, -100
+OUTCOME = "outcome.json"  # in the staging folder: why a finished run published nothing
+
+
+def unpublished_reason(staging: str) -> str:
+    """After a run: why its commit published nothing ('' when it published)."""
+    fs, path = filesystem(join_url(staging, OUTCOME))
+    if not fs.exists(path):
+        return ""
+    with fs.open(path, "rb") as handle:
+        return json.load(handle)["output_taken"]
+
+
+def _renameat2(a: str, b: str, flags: int) -> bool:
+    """Linux renameat2(a, b, flags) -> True when done; False where the call is missing; OSError when it fails."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "renameat2"):
+        return False
+    if libc.renameat2(_AT_FDCWD, a.encode(), _AT_FDCWD, b.encode(), flags) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error), b)
+    return True
+
+
+def _move_into_place(dataset: str, output: str) -> None:
+    """Rename the staged dataset to `output`, which holds no dataset: atomically refused (OutputTaken) when
+    another run's dataset got there first. An empty folder the user made is replaced."""
+    os.makedirs(os.path.dirname(output.rstrip("/")) or ".", exist_ok=True)
+    try:
+        if os.path.isdir(output):
+            os.rmdir(output)  # only an empty folder (check_replaceable let nothing else through)
+        if not _renameat2(dataset, output, _RENAME_NOREPLACE):
+            os.rename(dataset, output)
+    except OSError as error:  # EEXIST / ENOTEMPTY: another run published first
+        raise OutputTaken(f"--output {output!r} received a dataset from another run while this one ran "
+                          f"({error.strerror}); nothing of this run was published. Re-run with --overwrite to "
+                          "replace it, or give another folder.") from None
+
+
 def _exchange(a: str, b: str) -> None:
     """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); elsewhere, two renames."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if hasattr(libc, "renameat2"):
-        at_fdcwd, rename_exchange = -100, 2
-        if libc.renameat2(at_fdcwd, a.encode(), at_fdcwd, b.encode(), rename_exchange) == 0:
-            return
+    if _renameat2(a, b, _RENAME_EXCHANGE):
+        return
     aside = a + ".previous"
     os.rename(b, aside)
     os.rename(a, b)
@@ -148,7 +177,11 @@ class _CommitFn(beam.DoFn):
         self._output, self._staging, self._manifest = output, staging, manifest
 
     def process(self, _, files: list, counts: dict) -> Iterator[dict]:
-        yield publish(self._output, self._staging, files, counts, self._manifest)
+        try:
+            yield publish(self._output, self._staging, files, counts, self._manifest)
+        except OutputTaken as taken:  # not a failure of the run: the launcher says so in one line
+            reason = f"{taken} (Another run wrote there while this one ran; nothing of this run was published.)"
+            write_bytes(json.dumps({"output_taken": reason}).encode(), join_url(self._staging, OUTCOME))
 
 
 class CommitOutput(beam.PTransform):

@@ -1,10 +1,12 @@
 """Group stage: candidate documents -> each write bucket's finished documents (ids given, repeats removed).
 
 The one shuffle goes through the staging folder, so no runner holds the dataset in memory: each worker
-cuts its candidate batches by `_key % buckets` and spills the parts as Arrow IPC files
-(`spill/bNNNNN/<uuid>.arrow`); only (bucket, path) pairs are grouped. A bucket's step then reads its
-files, sorts by key, numbers equal documents by occurrence (k = 0, 1, ...), drops repeats where the layout
-removes duplicates, and gives ids (the hex key, plus `-k` for k > 0). Emits (bucket, Table of
+cuts its candidate batches by `_key % buckets` and gathers the parts of many batches in one spill file of
+about `spill_bytes` (`spill/all/<uuid>.arrow`, Arrow IPC record batches in bucket order, each one's bucket
+listed in its schema metadata), so staged objects grow with the data, not with batches x buckets; only
+(bucket, path) pairs are grouped. A bucket's step then reads its record batches of each of its files,
+sorts by key, numbers equal documents by occurrence (k = 0, 1, ...), drops repeats where the layout removes
+duplicates, and gives ids (the hex key, plus `-k` for k > 0). Emits (bucket, Table of
 DOCUMENT_SCHEMA) per bucket, for the write stage.
 """
 from __future__ import annotations  # keeps Beam from reading StageOutput annotations as element types
@@ -19,9 +21,11 @@ import pyarrow as pa
 from schemas.documents import DOCUMENT_SCHEMA, KEY
 from transforms.document_keys import hex_ids, repeats, sort_order
 from transforms.stage import COUNTS, MAIN, Output, StageOutput, apply_step, count
-from transforms.storage import join_url, read_arrow, write_arrow
+from transforms.storage import filesystem, join_url, write_arrow
 
 STAGE = "group"
+SPILL_BYTES = 64 << 20  # a spill file holds about this much of a worker's candidates, every bucket's
+_BUCKETS = b"buckets"  # spill file schema metadata: the bucket of each record batch, comma-separated
 
 
 def split_by_bucket(batch: pa.RecordBatch, keys: np.ndarray, buckets: int,
@@ -61,24 +65,73 @@ def finish_documents(table: pa.Table, remove_duplicates: bool) -> tuple[pa.Table
     return table.cast(DOCUMENT_SCHEMA), removed
 
 
+class _SpillFile:
+    """The parts of one spill file being gathered: (bucket -> batches), their size, the file's path."""
+
+    def __init__(self, staging: str):
+        self.path = join_url(staging, "spill", "all", f"{uuid.uuid4().hex}.arrow")
+        self.parts: dict[int, list] = {}
+        self.nbytes = 0
+
+    def write(self) -> None:
+        """The parts as record batches in bucket order (not concatenated: no copy), each one's bucket listed
+        in the schema metadata."""
+        buckets = sorted(self.parts)
+        listed = ",".join(str(b) for b in buckets for _ in self.parts[b])
+        schema = self.parts[buckets[0]][0].schema.with_metadata({_BUCKETS: listed.encode()})
+        batches = [part.replace_schema_metadata(schema.metadata) for b in buckets for part in self.parts[b]]
+        write_arrow(pa.Table.from_batches(batches, schema=schema), self.path)
+
+
+def read_bucket(path: str, bucket: int) -> pa.Table:
+    """A bucket's rows in one spill file (only its record batches are read)."""
+    fs, local = filesystem(path)
+    with fs.open(local, "rb") as handle:
+        reader = pa.ipc.open_file(handle)
+        listed = reader.schema.metadata[_BUCKETS].decode().split(",")
+        batches = [reader.get_batch(i).replace_schema_metadata(None) for i, b in enumerate(listed) if b == str(bucket)]
+    return pa.Table.from_batches(batches)
+
+
 class _SpillFn(beam.DoFn):
-    """A candidate batch -> Output(MAIN, (bucket, spill file path)) per bucket present; Output(COUNTS, ...).
+    """Candidate batches -> Output(MAIN, (bucket, spill file path)) the first time a bucket has rows for a
+    file; Output(COUNTS, ...). A file is written once it holds `spill_bytes`, or at the end of the bundle.
 
-    Spills at once, per batch: some runners (Beam 2.77's DaskRunner) drop what finish_bundle emits."""
+    Every (bucket, path) is emitted from process (some runners, Beam 2.77's DaskRunner, drop what
+    finish_bundle emits); finish_bundle only writes the last file, whose paths are already out."""
 
-    def __init__(self, staging: str, buckets: int, remove_duplicates: bool):
-        self._staging, self._buckets, self._remove = staging, buckets, remove_duplicates
+    def __init__(self, staging: str, buckets: int, remove_duplicates: bool, spill_bytes: int = SPILL_BYTES):
+        self._staging, self._buckets, self._remove, self._spill_bytes = staging, buckets, remove_duplicates, spill_bytes
+        self._file: Optional[_SpillFile] = None
+
+    def start_bundle(self) -> None:
+        self._file = None
 
     def process(self, batch: pa.RecordBatch) -> Iterator[Output]:
         # A repeat follows its first copy in key order, so it is in the same bucket: drop repeats before cutting.
         repeat = repeats(batch, sort_order(batch)) if self._remove else np.zeros(batch.num_rows, dtype=bool)
         removed = int(repeat.sum())
         for bucket, part in split_by_bucket(batch, batch.column(KEY).to_numpy(), self._buckets, ~repeat):
-            path = join_url(self._staging, "spill", f"b{bucket:05d}", f"{uuid.uuid4().hex}.arrow")
-            write_arrow(pa.Table.from_batches([part]), path)
-            yield Output(MAIN, (bucket, path))
+            if self._file is None:
+                self._file = _SpillFile(self._staging)
+                yield Output(COUNTS, count(STAGE, staged_objects=1))
+            if bucket not in self._file.parts:
+                self._file.parts[bucket] = []
+                yield Output(MAIN, (bucket, self._file.path))
+            self._file.parts[bucket].append(part)
+            self._file.nbytes += part.nbytes
         if removed:
             yield Output(COUNTS, count(STAGE, duplicates_removed=removed))
+        if self._file is not None and self._file.nbytes >= self._spill_bytes:
+            self._write()
+
+    def finish_bundle(self) -> None:
+        if self._file is not None:
+            self._write()
+
+    def _write(self) -> None:
+        self._file.write()
+        self._file = None
 
 
 class _FinishBucketFn(beam.DoFn):
@@ -89,7 +142,8 @@ class _FinishBucketFn(beam.DoFn):
 
     def process(self, element) -> Iterator[Output]:
         bucket, paths = element
-        table, removed = finish_documents(pa.concat_tables([read_arrow(p) for p in sorted(paths)]), self._remove)
+        tables = [read_bucket(path, bucket) for path in sorted(paths)]
+        table, removed = finish_documents(pa.concat_tables(tables), self._remove)
         yield Output(MAIN, (bucket, table))
         if removed:
             yield Output(COUNTS, count(STAGE, duplicates_removed=removed))
@@ -98,11 +152,12 @@ class _FinishBucketFn(beam.DoFn):
 class GroupDocuments(beam.PTransform):
     """Stage: main = candidate RecordBatches -> main = (bucket, Table of DOCUMENT_SCHEMA sorted by id) pairs."""
 
-    def __init__(self, staging: str, buckets: int, remove_duplicates: bool):
+    def __init__(self, staging: str, buckets: int, remove_duplicates: bool, spill_bytes: int = SPILL_BYTES):
         super().__init__()
-        self._staging, self._buckets, self._remove = staging, buckets, remove_duplicates
+        self._staging, self._buckets, self._remove, self._spill_bytes = staging, buckets, remove_duplicates, spill_bytes
 
     def expand(self, flow: StageOutput) -> StageOutput:
-        spilled = apply_step(flow, "SpillToBuckets", _SpillFn(self._staging, self._buckets, self._remove), None)
+        spill = _SpillFn(self._staging, self._buckets, self._remove, self._spill_bytes)
+        spilled = apply_step(flow, "SpillToBuckets", spill, None)
         grouped = spilled.advance(spilled.main | "GroupByBucket" >> beam.GroupByKey())
         return apply_step(grouped, "FinishBuckets", _FinishBucketFn(self._remove), None)

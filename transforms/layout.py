@@ -33,11 +33,13 @@ STAGE = "layout"
 
 @dataclasses.dataclass(frozen=True)
 class LayoutSpec:
-    """The run's layout, each content column's modality, and the score divisor."""
+    """The run's layout, each content column's modality (`modalities_forced`: given by --modalities, not
+    detected), and the score divisor."""
 
     layout: str
     modalities: tuple
     score_scale: Optional[float] = None
+    modalities_forced: bool = False
 
     @property
     def is_clip(self) -> bool:
@@ -62,8 +64,8 @@ def apply_layout(rows: pa.RecordBatch, spec: LayoutSpec) -> tuple[Optional[pa.Re
         kinds = modality.classify(values)
         wrong = kinds != modality.KINDS.index(expected)
         _reject(bad_reason, bad_class, wrong, "modality", lambda r, i=i, k=kinds, e=expected, v=values: (
-            f"column {i + 1} is {_short(v[r].as_py())!r}, which looks like {_a(modality.KINDS[k[r]])}, but column {i + 1} holds "
-            f"{e} elsewhere; pass --modalities to force it"))
+            f"column {i + 1} is {_short(v[r].as_py())!r}, which looks like {_a(modality.KINDS[k[r]])}, but "
+            + _modality_advice(i, e, spec, rows.column("source_row")[r].as_py())))
     if spec.layout == "labeled":
         empty = _blank(rows.column(1))
         _reject(bad_reason, bad_class, empty, "empty_value", lambda r: "the label (column 2) is empty")
@@ -82,6 +84,15 @@ def apply_layout(rows: pa.RecordBatch, spec: LayoutSpec) -> tuple[Optional[pa.Re
     base = posixpath.dirname(rows.column("source_file")[0].as_py())
     docs = _candidates(rows, spec, scores, base)
     return docs, dead, int(good.size)
+
+
+def _modality_advice(column: int, expected: str, spec: LayoutSpec, line: int) -> str:
+    """The end of a modality dead letter's reason: what the column holds, and what to do about it."""
+    if spec.modalities_forced:
+        advice = f"--modalities says column {column + 1} holds {expected}; fix the row or the option"
+    else:
+        advice = f"column {column + 1} holds {expected} elsewhere; pass --modalities to force it"
+    return advice + ("; if the file's first row names its columns, pass --header" if line == 1 else "")
 
 
 def _blank(values: pa.Array) -> np.ndarray:

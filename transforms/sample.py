@@ -13,6 +13,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
+from transforms.coders import batch_bytes, bytes_batch
 from transforms.hashing import content_hashes, unit_interval
 from transforms.stage import COUNTS, MAIN, Output, StageOutput, apply_step, count
 
@@ -76,7 +77,7 @@ class _KeepUpToFn(beam.DoFn):
     def process(self, element) -> Iterator[Output]:
         _, joined = element
         (last,) = list(joined["last"]) or [None]
-        for rows in joined["rows"]:
+        for rows in map(bytes_batch, joined["rows"]):
             keep = np.ones(rows.num_rows, dtype=bool)
             if last is not None:
                 keep = np.array([k <= last for k in rank_keys(rows, row_hashes(rows))], dtype=bool)
@@ -107,7 +108,7 @@ class SampleRows(beam.PTransform):
                     | "SmallestKeys" >> beam.ParDo(_SmallestKeysFn(self._size))
                     | "SizeThreshold" >> beam.CombineGlobally(_SmallestKeys(self._size)).without_defaults()
                     | "ToEveryJoinKey" >> beam.FlatMap(lambda t: [(k, t) for k in range(JOIN_KEYS)]))
-            keyed = rows | "KeyRows" >> beam.Map(lambda b: (_join_key(b), b))
+            keyed = rows | "KeyRows" >> beam.Map(lambda b: (_join_key(b), batch_bytes(b)))  # bytes: see coders
             joined = {"rows": keyed, "last": last} | "JoinThreshold" >> beam.CoGroupByKey()
             flow = apply_step(flow.advance(joined), "KeepSize", _KeepUpToFn())
         return flow

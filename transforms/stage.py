@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from schemas.documents import DeadLetter, dead_letter_batch
 from transforms.coders import Output
+from transforms.uris import redact
 
 MAIN = "main"
 DEAD_LETTERS = "dead_letters"
@@ -112,8 +113,14 @@ def step_outputs(main: Iterable[pa.RecordBatch], dead: list[DeadLetter], counts:
     """The Outputs a step yields for one input: its main batches, its dead letters as one batch, its counts."""
     yield from (Output(MAIN, batch) for batch in main)
     if dead:
-        yield Output(DEAD_LETTERS, dead_letter_batch(dead))
+        yield Output(DEAD_LETTERS, dead_letter_batch([_redacted(letter) for letter in dead]))
     yield Output(COUNTS, counts)
+
+
+def _redacted(letter: DeadLetter) -> DeadLetter:
+    """A dead letter with no URL credentials in its source file, reason or raw row."""
+    return letter._replace(**{k: redact(getattr(letter, k)) for k in ("source_file", "reason", "raw")
+                              if getattr(letter, k) is not None})
 
 
 class SumCounts(beam.CombineFn):

@@ -2,9 +2,29 @@
 import posixpath
 import re
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 # A value that needs no base folder: it has a scheme (`gs://...`) or is an absolute path.
 ABSOLUTE_URI = r"^([a-zA-Z][a-zA-Z0-9+.-]*://|/)"
 _ABSOLUTE = re.compile(ABSOLUTE_URI)
+
+
+# user:password@ (or user@) after a scheme, anywhere in a text: credentials never reach what a run writes.
+# Bounded repetitions keep the search linear on hostile text (a 1 MB "URL" of letters took forever).
+CREDENTIALS = r"([a-zA-Z][a-zA-Z0-9+.-]{0,31}://)[^/@\s?#]{1,512}@"
+REDACTED = r"\1REDACTED@"
+_CREDENTIALS = re.compile(CREDENTIALS)
+
+
+def redact(text: str) -> str:
+    """A text with the credentials of every URL in it (scheme://user:pass@host) replaced by REDACTED."""
+    return _CREDENTIALS.sub(REDACTED, text) if "@" in text else text
+
+
+def redact_column(values: pa.Array) -> pa.Array:
+    """redact() over a string column, vectorized (nulls stay null)."""
+    return pc.replace_substring_regex(values, CREDENTIALS, REDACTED)
 
 
 def is_local(url: str) -> bool:
@@ -25,3 +45,20 @@ def is_absolute(uri: str) -> bool:
 def resolve(uri: str, base: str) -> str:
     """A relative path joined to the folder `base` (of the file that named it); absolute URIs unchanged."""
     return uri if is_absolute(uri) or not base else posixpath.join(base, uri)
+
+
+def redact_documents(table: pa.Table) -> pa.Table:
+    """Documents with the credentials removed from `uri`, `source_file` and the chunks' `uri` (after ids
+    were given: a document's id still comes from the URI it was fetched by)."""
+    for name in ("uri", "source_file"):
+        index = table.schema.get_field_index(name)
+        table = table.set_column(index, table.schema.field(index), redact_column(table.column(name).combine_chunks()))
+    chunks = table.column("chunks").combine_chunks()
+    if len(chunks) and chunks.null_count < len(chunks):
+        values = chunks.values
+        fields = [redact_column(values.field(f.name)) if f.name == "uri" else values.field(f.name) for f in values.type]
+        rebuilt = pa.ListArray.from_arrays(chunks.offsets, pa.StructArray.from_arrays(fields, fields=list(values.type)),
+                                           mask=chunks.is_null())
+        index = table.schema.get_field_index("chunks")
+        table = table.set_column(index, table.schema.field(index), rebuilt.cast(table.schema.field(index).type))
+    return table

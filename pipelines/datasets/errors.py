@@ -19,7 +19,7 @@ from rich.table import Table
 from pipelines.datasets.dataset_errors import DATASET_ERRORS, dataset_error, fail
 from pipelines.datasets.load import load_dead_letters, load_manifest
 from pipelines.datasets.retry import collect, rerun_command, write_retry_file
-from pipelines.datasets.summary_render import shown_path, shown_reason
+from pipelines.datasets.summary_render import shown_path, shown_reason, shown_text
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,7 +49,8 @@ def _listing(letters: list[dict], title: str) -> Table:
     for column in ("source_file", "row", "stage", "reason_class", "reason"):
         table.add_column(column, justify="right" if column == "row" else "left", overflow="fold")
     for d in letters:
-        table.add_row(shown_path(d["source_file"]), str(d["source_row"]), d["stage"], d["reason_class"], shown_reason(d["reason"]))
+        table.add_row(shown_text(shown_path(d["source_file"])), str(d["source_row"]), d["stage"], d["reason_class"],
+                      shown_text(shown_reason(d["reason"])))
     return table
 
 

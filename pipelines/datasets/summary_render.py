@@ -9,6 +9,15 @@ from rich.table import Table
 from rich.text import Text
 
 BAR_WIDTH = 30
+# Characters a terminal would act on instead of showing: C0/C1 controls (ESC starts ANSI sequences), DEL,
+# and the Unicode line separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def shown_text(value: Optional[str]) -> Text:
+    """Text from the data (a label, a path, a reason) as a cell that shows exactly what it holds: control
+    characters as escapes (\\x1b, \\n) and rich markup such as [red] as plain text."""
+    return Text(_CONTROL.sub(lambda m: repr(m.group())[1:-1], "-" if value is None else str(value)))
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -76,7 +85,7 @@ def labels(s: dict) -> Table:
     table = _table(f"Labels: {_n(s['labels']['count'])}, documents per label min / median / max: "
                    + " / ".join(_stats(s["labels"]["per_label"])), "largest labels", "documents")
     for item in s["labels"]["largest"]:
-        table.add_row(item["label"], _n(item["documents"]))
+        table.add_row(shown_text(item["label"]), _n(item["documents"]))
     return table
 
 
@@ -115,7 +124,8 @@ def dead_letters(s: dict) -> Table:
     for group in dl["top"]:
         example = group["example"]
         where = f"{shown_path(example['source_file'])}:{example['source_row']}"
-        table.add_row(group["stage"], group["reason_class"], _n(group["count"]), f"{where}  {shown_reason(example['reason'])}")
+        table.add_row(group["stage"], group["reason_class"], _n(group["count"]),
+                      shown_text(f"{where}  {shown_reason(example['reason'])}"))
     table.columns[1].justify = table.columns[3].justify = "left"
     return table
 

@@ -1,6 +1,6 @@
 """`python -m pipelines.prepare --input ... --output ...`: the same as `finetune-etl prepare ...`."""
 import sys
 
-from pipelines.prepare.command_line import run_prepare
+from pipelines.cli import entry
 
-sys.exit(run_prepare(sys.argv[1:]))
+entry(["prepare", *sys.argv[1:]])

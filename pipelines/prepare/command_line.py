@@ -1,7 +1,10 @@
 """`finetune-etl prepare`: argparse for our options (everything it does not know goes to Beam), the
 option dataclasses built from them, the run, and the counts printed at the end."""
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import traceback
 
 from pipelines.prepare.beam_options import check_beam_args
@@ -134,7 +137,40 @@ def options_from_args(args: argparse.Namespace) -> tuple[CSVOptions, OutputOptio
 
 
 def run_prepare(argv: list[str]) -> int:
-    """`finetune-etl prepare ARGS` -> exit code (0 done, 1 the run failed, 2 a configuration mistake)."""
+    """`finetune-etl prepare ARGS` -> exit code (0 done, 1 the run failed, 2 a configuration mistake,
+    130 stopped by Ctrl-C or SIGTERM)."""
+    planned: list = []
+    try:
+        with _sigterm_as_interrupt():
+            return _prepare(argv, planned)
+    except KeyboardInterrupt:
+        from pipelines.prepare.run import discard_staging
+
+        for job in planned:  # again: the runner's threads may have written after the run's own clean-up
+            discard_staging(job.staging)
+        print("finetune-etl: stopped before the end; nothing was committed (a dataset already at --output is "
+              "unchanged, and this run's staged files were removed).", file=sys.stderr)
+        return 130
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While a prepare command runs, SIGTERM (a scheduler stopping the job) raises KeyboardInterrupt as Ctrl-C
+    does, so a run's staging is removed on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _prepare(argv: list[str], planned: list) -> int:
+    """The prepare command; the planned job is appended to `planned` as soon as it exists."""
     from pipelines.prepare.run import run  # Beam loads only when a run starts
 
     parser = prepare_parser()
@@ -143,11 +179,15 @@ def run_prepare(argv: list[str]) -> int:
         check_beam_args(beam_args, our_flags(parser))
         csv, output, tuning, media = options_from_args(args)
         job = plan_job(args.input, csv, output, tuning, media=media)
+        planned.append(job)
     except ConfigError as exc:
         print(f"finetune-etl: error: {exc}", file=sys.stderr)
         return 2
     try:
         manifest = run(job, beam_args)
+    except ConfigError as exc:  # the output was taken by another run meanwhile: nothing was published
+        print(f"finetune-etl: error: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # a runner or worker failure: the details above, then one sentence for the user
         traceback.print_exc()
         first_line = (str(exc).strip().splitlines() or [""])[0][:300]

@@ -7,21 +7,21 @@ import dataclasses
 import datetime
 import math
 import os
-import posixpath
 import uuid
 from typing import Optional
 
 from pipelines.prepare.inputs import InputPlan, plan_inputs
 from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
-from transforms.commit import staging_url
+from transforms.staging import claim, remove_dead_stagings, staging_url
+from transforms.output_folder import check_replaceable
 from transforms.layout import LayoutSpec
-from transforms.storage import MANIFEST, SUCCESS, filesystem, join_url, write_bytes
-from transforms.write.formats import DATASET_FOLDERS, writers_for
+from transforms.storage import filesystem
+from transforms.uris import redact
+from transforms.write.formats import writers_for
 from transforms.write.shard_writer import ShardWriter
 
 VERSION = "0.1.0"
 MEDIA_BYTES_PER_FILE = 256 * 1024
-OUR_ENTRIES = {SUCCESS, MANIFEST, *DATASET_FOLDERS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +62,8 @@ class PrepareJob:
 
     @property
     def layout(self) -> LayoutSpec:
-        return LayoutSpec(self.inputs.layout, self.inputs.modalities, self.csv.score_scale)
+        return LayoutSpec(self.inputs.layout, self.inputs.modalities, self.csv.score_scale,
+                          modalities_forced=self.csv.modalities is not None)
 
     def manifest(self) -> dict:
         return {
@@ -75,11 +76,11 @@ class PrepareJob:
             "options": {"csv": dataclasses.asdict(self.csv), "output": dataclasses.asdict(self.output),
                         "media": dataclasses.asdict(self.media)},
             "inputs": [
-                {"url": f.url, "size": f.size, "delimiter": f.dialect.delimiter,
+                {"url": redact(f.url), "size": f.size, "delimiter": f.dialect.delimiter,
                  "skipinitialspace": f.dialect.skipinitialspace, "encoding": f.encoding, "header": f.header,
                  "fields": f.expected_fields}
                 for f in self.inputs.files
-            ] + [{"url": url, "size": size, "format": "docarray"} for url, size in self.inputs.docarray_files],
+            ] + [{"url": redact(url), "size": size, "format": "docarray"} for url, size in self.inputs.docarray_files],
         }
 
 
@@ -91,18 +92,12 @@ def check_output(output: OutputOptions, staging: str) -> None:
     """ConfigError when the output holds a complete dataset (without --overwrite), holds files that are not
     a dataset of ours, or cannot be written."""
     fs, path = filesystem(output.output)
-    if fs.exists(join_url(path, SUCCESS)) and not output.overwrite:
-        raise ConfigError(f"--output {output.output!r} already holds a complete dataset; pass --overwrite to replace it.")
     if fs.isfile(path):
         raise ConfigError(f"--output {output.output!r} is a file; give a folder.")
-    if fs.isdir(path):
-        others = sorted(name for name in (posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
-                        if name not in OUR_ENTRIES and not name.startswith("_staging-"))
-        if others:
-            raise ConfigError(f"--output {output.output!r} holds files that are not a finetune-etl dataset "
-                              f"({', '.join(others[:3])}); give an empty or new folder.")
+    check_replaceable(output.output, output.overwrite)
+    remove_dead_stagings(output.output)
     try:
-        write_bytes(b"", join_url(staging, ".probe"))
+        claim(staging)
     except Exception as exc:  # any storage error means the same thing to the user
         raise ConfigError(f"--output {output.output!r} is not writable ({type(exc).__name__}: {exc}).") from None
 

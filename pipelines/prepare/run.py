@@ -10,6 +10,8 @@ from pipelines.datasets.load import load_manifest
 from pipelines.prepare.build import build
 from pipelines.prepare.job import PrepareJob
 from pipelines.prepare.progress import ProgressLine
+from transforms.commit import unpublished_reason
+from transforms.output_folder import OutputTaken
 from transforms.storage import filesystem
 
 
@@ -32,6 +34,10 @@ def run(job: PrepareJob, beam_args: list[str]) -> dict:
     except BaseException:
         discard_staging(job.staging)
         raise
+    taken = unpublished_reason(job.staging)
+    if taken:  # another run published to --output while this one ran
+        discard_staging(job.staging)
+        raise OutputTaken(taken)
     return load_manifest(job.output.output)
 
 
@@ -46,8 +52,18 @@ def discard_staging(staging: str) -> None:
 
 def local_runner(options: PipelineOptions):
     """The DirectRunner's FnApiRunner engine when the DirectRunner is asked for (or nothing is), else None:
-    Beam's default DirectRunner first tries Prism, which downloads a binary from the internet."""
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    Beam's default DirectRunner first tries Prism, which downloads a binary from the internet.
+
+    Its embedded SDK harness flushes data streams every second from another thread, even in the middle of
+    an element a Python coder is writing; the runner decodes each flushed message on its own, so the rest of
+    the element becomes garbage (one seen with 83 million windows, memory growing until the OOM killer).
+    Beam 2.77 takes no option for it in multi_threading mode, so the periodic flush is turned off here; the
+    streams are still flushed by size and at the end of every bundle. Batches also cross every shuffle as
+    bytes (transforms.coders.batch_bytes), which holds on every runner."""
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner, worker_handlers
 
     name = options.view_as(StandardOptions).runner
-    return FnApiRunner() if name in (None, "DirectRunner", "direct") else None
+    if name not in (None, "DirectRunner", "direct"):
+        return None
+    worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0
+    return FnApiRunner()

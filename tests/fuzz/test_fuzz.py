@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,6 @@ FUZZ = Path(__file__).resolve().parent
 TARGETS = ("fuzz_csv_splitter", "fuzz_media")
 SECONDS = int(os.environ.get("FINETUNE_ETL_FUZZ_SECONDS", "40"))
 INPUT_SECONDS = 20  # libFuzzer -timeout: one input taking longer is a failure (a hang)
-REPLAY_SECONDS = 20
 RSS_LIMIT_MB = 2560
 
 
@@ -45,10 +43,8 @@ def regression_cases() -> list:
 
 @pytest.mark.parametrize("target,path", regression_cases())
 def test_saved_failing_input_now_passes(target, path):
-    """A once-failing input: the target's properties hold for it, within REPLAY_SECONDS."""
-    started = time.monotonic()
+    """A once-failing input: the target's properties hold for it."""
     target_module(target).check(path.read_bytes())
-    assert time.monotonic() - started < REPLAY_SECONDS
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -120,5 +120,5 @@ def test_output_holding_other_files_is_refused(tmp_path, content, capsys):
     out.mkdir()
     (out / content).write_text("mine")
     assert main(["prepare", "--input", str(write_pairs(tmp_path / "a.csv", 5, 1)), "--output", str(out)]) == 2
-    assert "not a finetune-etl dataset" in capsys.readouterr().err
+    assert "not part of a finetune-etl dataset" in capsys.readouterr().err
     assert (out / content).read_text() == "mine"

@@ -7,7 +7,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.documents import CANDIDATE_SCHEMA, DOCUMENT_SCHEMA, KEY
-from transforms.group import GroupDocuments, finish_documents, split_by_bucket
+from transforms.group import GroupDocuments, finish_documents, read_bucket, split_by_bucket
 from transforms.layout import LayoutSpec, apply_layout
 from transforms.stage import StageOutput, SumCounts
 
@@ -88,8 +88,6 @@ def test_group_documents_stage_spills_groups_and_finishes_every_bucket(tmp_path)
     distinct = {(r["text"], r["label"]): r[KEY] for r in every.to_pylist()}
     assert len(distinct) == 14 and every.num_rows == 16  # two copies of (text 0, label 0) and (text 1, label 1)
     expected_buckets = {key % BUCKETS for key in distinct.values()}
-    # each batch spills one file per bucket it has rows for
-    spill_files = sum(len({key % BUCKETS for key in batch.column(KEY).to_pylist()}) for batch in batches)
     assert len(expected_buckets) > 1
 
     def documents_per_bucket(removes_duplicates: bool):
@@ -113,16 +111,29 @@ def test_group_documents_stage_spills_groups_and_finishes_every_bucket(tmp_path)
                 assert sorted((t, row) for i, t, _, row in docs if i.endswith("-1")) == [("text 0", 13), ("text 1", 20)]
         return match
 
+    def counts_and_files(folder, removes_duplicates: bool):
+        def match(outputs):
+            [counts] = outputs
+            files = list((folder / "spill").glob("*/*.arrow"))
+            assert counts == {"staged_objects": len(files), **({"duplicates_removed": 2} if removes_duplicates else {})}
+        return match
+
+    # (label, removes duplicates, spill bytes): one file for the bundle, or one per batch (1 byte is full at once)
+    variants = (("Dedupe", True, None), ("Keep", False, None), ("FilePerBatch", True, 1))
     with TestPipeline() as p:
         inputs = p | beam.Create(batches)
-        for label, removes in (("Dedupe", True), ("Keep", False)):
-            flow = StageOutput.start(inputs) | label >> GroupDocuments(str(tmp_path / label), BUCKETS, removes)
+        for label, removes, spill_bytes in variants:
+            extra = {} if spill_bytes is None else {"spill_bytes": spill_bytes}
+            flow = StageOutput.start(inputs) | label >> GroupDocuments(str(tmp_path / label), BUCKETS, removes, **extra)
             assert_that(flow.main, documents_per_bucket(removes), label=f"{label}Main")
             counts = flow.counts | f"{label}Flatten" >> beam.Flatten(pipeline=p) | f"{label}Sum" >> beam.CombineGlobally(SumCounts())
-            assert_that(counts, equal_to([{"duplicates_removed": 2} if removes else {}]), label=f"{label}Counts")
+            assert_that(counts, counts_and_files(tmp_path / label, removes), label=f"{label}Counts")
 
-    for label in ("Dedupe", "Keep"):
-        spill = tmp_path / label / "spill"
-        assert {d.name for d in spill.iterdir()} == {f"b{bucket:05d}" for bucket in expected_buckets}
-        files = list(spill.glob("b*/*.arrow"))
-        assert len(files) == spill_files and all(f.stat().st_size > 0 for f in files)
+    for label, removes, spill_bytes in variants:
+        files = list((tmp_path / label / "spill").glob("*/*.arrow"))
+        # a file per bundle and worker at most (a TestPipeline: one), each batch in its own file when 1 byte fills one
+        assert len(files) == (len(batches) if spill_bytes == 1 else 1)
+        listed = {f: pa.ipc.open_file(str(f)).schema.metadata[b"buckets"].decode().split(",") for f in files}
+        assert set().union(*listed.values()) == {str(b) for b in expected_buckets}
+        spilled = sum(read_bucket(str(f), int(b)).num_rows for f, buckets in listed.items() for b in set(buckets))
+        assert spilled == every.num_rows - removes  # the copy of `text 0` within the first batch is not spilled

@@ -180,3 +180,15 @@ def test_apply_layout_stage_emits_candidates_dead_letters_and_counts():
         counts = (flow.counts | "FlattenCounts" >> beam.Flatten(pipeline=p) | beam.CombineGlobally(SumCounts()))
         assert_that(counts, equal_to([{"rows_documented": 3, "candidate_documents": 6, "dead_letters": 1,
                                        "dead_letters.layout.empty_value": 1}]), label="Counts")
+
+
+def test_a_modality_dead_letter_advises_what_fits_the_run():
+    """Without --modalities it suggests the option; with it, it says the option decided; on line 1 it also
+    suggests --header (a header row is the usual cause there)."""
+    rows = pa.RecordBatch.from_pydict({"f0": ["image", "b.jpg"], "f1": ["label", "x"],
+                                       "source_file": ["f.csv", "f.csv"], "source_row": [1, 2]})
+    detected = apply_layout(rows, LayoutSpec("labeled", ("image",)))[1]
+    forced = apply_layout(rows, LayoutSpec("labeled", ("image",), modalities_forced=True))[1]
+    assert [d.source_row for d in detected] == [1]
+    assert "pass --modalities" in detected[0].reason and "pass --header" in detected[0].reason
+    assert "--modalities says column 1 holds image" in forced[0].reason and "pass --modalities" not in forced[0].reason

@@ -88,12 +88,22 @@ def fetch_one(uri: str, options: MediaOptions) -> Fetched:
         return Fetched(uri, None, MediaError("fetch_error", f"unexpected {type(error).__name__}: {error}"), 1)
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address another host may route to: IPv4-translated
+# (::ffff:0:a.b.c.d, RFC 2765), NAT64 (64:ff9b::/96 and 64:ff9b:1::/48), and IPv4-compatible (::a.b.c.d).
+_EMBEDS_IPV4 = tuple(ipaddress.ip_network(n) for n in ("::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "::/96"))
+
+
 def is_public_address(address: str) -> bool:
     """True for an IP address that is routable on the internet: not private, loopback, link-local,
-    multicast, reserved, shared (100.64/10) or unspecified, nor an IPv6 form that embeds such an IPv4."""
+    multicast, reserved, shared (100.64/10) or unspecified, nor an IPv6 form that embeds such an IPv4
+    (mapped, 6to4, translated, NAT64, compatible)."""
     ip = ipaddress.ip_address(address)
-    if ip.version == 6 and (ip.ipv4_mapped or ip.sixtofour):
-        return is_public_address(str(ip.ipv4_mapped or ip.sixtofour))
+    if ip.version == 6:
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and int(ip) > 1 and any(ip in network for network in _EMBEDS_IPV4):  # :: and ::1 stay IPv6
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return is_public_address(str(embedded))
     return ip.is_global and not ip.is_multicast
 
 
@@ -116,7 +126,11 @@ def _route(uri: str, options: MediaOptions) -> tuple[str, str]:
     except (ValueError, ImportError) as error:
         raise MediaError("bad_uri", f"has a scheme {scheme}:// that no installed filesystem handles ({error})") from None
     if issubclass(filesystem, LocalFileSystem):
-        return "local", filesystem._strip_protocol(uri)  # fsspec's reading of file:// (no %-decoding)
+        host, _, path = uri.split("://", 1)[1].partition("/")
+        if host.lower() not in ("", "localhost"):
+            raise MediaError("bad_uri", f"is a file:// URL of another host ({host!r}); only file:///PATH and "
+                                        "file://localhost/PATH name files on this machine")
+        return "local", filesystem._strip_protocol("file:///" + path)  # fsspec's reading of it (no %-decoding)
     if scheme not in OBJECT_STORES + HOSTED:
         raise MediaError("bad_uri", f"has a scheme {scheme}:// that media are not read from (it wraps other files "
                                     "or needs options a URI cannot carry); use a local path, http(s):// or an "
@@ -159,14 +173,29 @@ def _too_large(size: int, options: MediaOptions) -> MediaError:
                                    "raise --max-media-bytes to load it")
 
 
+def _inside(real: str, roots: Optional[list[str]]) -> bool:
+    """Whether a resolved path lies in one of the resolved roots (any path when there are none)."""
+    return roots is None or any(os.path.commonpath([real, root]) == root for root in roots)
+
+
+def _opened_path(descriptor: int, fallback: str) -> str:
+    """Where an open file really is, as the kernel knows it (/proc/self/fd); `fallback` where /proc is missing."""
+    try:
+        return os.readlink(f"/proc/self/fd/{descriptor}")
+    except OSError:
+        return fallback
+
+
 def _read_local(path: str, options: MediaOptions) -> bytes:
     """A local path -> its bytes, after the --allowed-roots and regular-file checks."""
-    real = os.path.realpath(path)
-    if options.allowed_roots is not None:
-        roots = [os.path.realpath(root) for root in options.allowed_roots]
-        if not any(os.path.commonpath([real, root]) == root for root in roots):
-            raise MediaError("path_not_allowed", f"resolves to {real}, outside --allowed-roots "
-                                                 f"{','.join(options.allowed_roots)}; add its folder to --allowed-roots")
+    try:
+        real = os.path.realpath(path)
+    except OSError as error:  # a link changed into a folder while it was resolved
+        raise MediaError("unreadable", f"cannot be resolved: {error.strerror}") from None
+    roots = None if options.allowed_roots is None else [os.path.realpath(root) for root in options.allowed_roots]
+    if not _inside(real, roots):
+        raise MediaError("path_not_allowed", f"resolves to {real}, outside --allowed-roots "
+                                             f"{','.join(options.allowed_roots)}; add its folder to --allowed-roots")
     try:
         info = os.stat(real)  # stat, not open: opening a FIFO would block until a writer comes
     except (FileNotFoundError, NotADirectoryError):
@@ -184,16 +213,37 @@ def _read_local(path: str, options: MediaOptions) -> bytes:
     except OSError as error:
         raise MediaError("unreadable", f"cannot be read: {error.strerror}") from None
     with open(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        opened = os.fstat(descriptor)
+        if not stat.S_ISREG(opened.st_mode):
             raise MediaError("not_a_file", f"{real} changed into something that is not a regular file")
+        # The file opened must be the file checked: a folder or link swapped between the check and the open
+        # (a race with the path) could lead outside the roots. Checked on the descriptor itself, before reading.
+        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino) or not _inside(_opened_path(descriptor, real), roots):
+            raise MediaError("path_not_allowed", f"{path} changed while it was opened (a folder or link was swapped); "
+                                                 "it is not read")
         data = handle.read(options.max_bytes + 1)
     if len(data) > options.max_bytes:
         raise _too_large(len(data), options)
     return data
 
 
+# fsspec filesystems have no common deadline (ftplib waits for a banner forever, gcsfs retries for a
+# minute): each attempt runs on one of these threads and is given up after --fetch-timeout.
+_FSSPEC_READERS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="fsspec-read")
+
+
 def _read_fsspec(uri: str, options: MediaOptions) -> bytes:
-    """Any fsspec URL (gs://, s3://, memory://, ...) -> its bytes, reading at most max_bytes + 1."""
+    """Any fsspec URL (gs://, s3://, ftp://, memory://, ...) -> its bytes, within options.timeout seconds."""
+    attempt = _FSSPEC_READERS.submit(_read_fsspec_now, uri, options)
+    try:
+        return attempt.result(timeout=options.timeout)
+    except concurrent.futures.TimeoutError:
+        attempt.cancel()
+        raise _Transient("timeout", f"no answer within --fetch-timeout {options.timeout:g}s") from None
+
+
+def _read_fsspec_now(uri: str, options: MediaOptions) -> bytes:
+    """Any fsspec URL -> its bytes, reading at most max_bytes + 1 (no deadline of its own)."""
     try:
         filesystem, path = fsspec.core.url_to_fs(uri)
         info = filesystem.info(path)

@@ -4,7 +4,8 @@ Pure functions (no Beam), called by transforms/media.py once per fetched image. 
 become training data raises MediaError with one of these reason classes:
   not_an_image        the bytes are not an image (text, HTML, empty), whatever the file name says
   image_unreadable    looks like an image, but Pillow cannot read its header, or the format is not a web image
-  truncated           the header reads, but decoding the pixels fails (truncated or corrupt data)
+  truncated           the header reads, but decoding the pixels fails (truncated or corrupt data); for JPEGs also
+                      libjpeg's "premature end of data" warning, which Pillow decodes past (filling grey)
   decompression_bomb  width * height is above MediaOptions.max_image_pixels (checked before any pixel is decoded)
 """
 import dataclasses
@@ -14,6 +15,7 @@ import re
 from typing import Optional
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps
 
 from schemas.options import MediaOptions
@@ -52,8 +54,11 @@ def decode_image(data: bytes, options: MediaOptions) -> DecodedImage:
             raise _bomb(header_size[0] * header_size[1], options.max_image_pixels, header_size)
         try:
             if img.format in _JPEG_FORMATS:
+                _check_jpeg_data(data, img.mode)
                 turned = _turned(img)  # a JPEG's EXIF is in its header, so it is known before decoding
                 target = _target_size(_swap(header_size, turned), options)
+                if target is None and options.image_format is None:  # nothing to re-encode: the check decoded it
+                    return DecodedImage(data, _mime(img.format), *_swap(header_size, turned))
                 if target is not None:  # let libjpeg decode at 1/2, 1/4 or 1/8 scale, still >= target
                     img.draft("RGB", _swap(target, turned))
             img.load()
@@ -78,6 +83,19 @@ def decode_image(data: bytes, options: MediaOptions) -> DecodedImage:
             raise MediaError("image_unreadable", f"Pillow could not convert the {img.format} image "
                                                  f"({img.mode}) to {fmt}: {_short(error)}.") from None
         return DecodedImage(blob, Image.MIME[fmt], out.width, out.height)
+
+
+def _check_jpeg_data(data: bytes, mode: str) -> None:
+    """Decode a JPEG's whole entropy-coded data with libjpeg-turbo in strict mode (to grey: colour is not
+    needed to see every byte): "premature end of data" (a cut file, or a header that claims more pixels
+    than the data holds) is a MediaError `truncated`. Other libjpeg warnings (e.g. extraneous bytes before
+    a marker, common in camera files) are left to Pillow's decoder, as are files simplejpeg cannot convert."""
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="CMYK" if mode == "CMYK" else "GRAY", strict=True)
+    except ValueError as error:
+        if "remature end" in str(error):
+            raise MediaError("truncated", f"the JPEG data ends before all its pixels ({_short(error)}); the file "
+                                          "is truncated or its header claims a larger picture than it holds.") from None
 
 
 @functools.cache

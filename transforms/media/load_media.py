@@ -21,6 +21,7 @@ import pyarrow as pa
 from schemas.documents import KEY, DeadLetter
 from schemas.modalities import uri_extension
 from schemas.options import MediaOptions
+from transforms.coders import batch_bytes, bytes_batch
 from transforms.media.decode_sandbox import decode_image, point_cloud
 from transforms.media.errors import MediaError
 from transforms.media.fetch import fetch_all
@@ -101,9 +102,21 @@ def _fill(target: dict, media) -> None:
 
 
 def cut(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
-    """A batch -> slices of at most `rows` rows."""
+    """A batch -> copies of at most `rows` rows each. Not slices: a slice keeps the whole batch's buffers
+    (the all-null `chunks` column's children among them), and Arrow IPC writes them whole for every slice."""
     for start in range(0, batch.num_rows, rows):
-        yield batch.slice(start, rows)
+        yield batch.take(pa.array(np.arange(start, min(start + rows, batch.num_rows))))
+
+
+def keyed_bytes(batch: pa.RecordBatch) -> tuple[int, bytes]:
+    """A media batch -> (its first key modulo SPREAD_KEYS, its Arrow IPC bytes) for the spreading shuffle.
+
+    Bytes, not a RecordBatch: Beam's own (compiled) coders write a bytes element to the data channel in one
+    go, while a Python coder lets the FnApiRunner's flusher thread (every second in multi_threading mode)
+    send the first part of an element; the runner's GroupByKey decodes each message on its own, and the
+    rest of a batch decodes as an element with tens of millions of windows (memory grows by hundreds of
+    MB/s until the OOM killer)."""
+    return int(batch.column(KEY)[0].as_py()) % SPREAD_KEYS, batch_bytes(batch)
 
 
 def cloud_column(clouds: list) -> pa.Array:
@@ -152,8 +165,8 @@ class LoadMedia(beam.PTransform):
         batches = (
             flow.main
             | "CutMediaBatches" >> beam.FlatMap(cut, rows).with_output_types(pa.RecordBatch)
-            | "KeyByFirstDocument" >> beam.Map(lambda b: (int(b.column(KEY)[0].as_py()) % SPREAD_KEYS, b))
+            | "KeyByFirstDocument" >> beam.Map(keyed_bytes).with_output_types(tuple[int, bytes])
             | "SpreadMediaBatches" >> beam.GroupByKey()
-            | "MediaBatches" >> beam.FlatMap(lambda keyed: keyed[1]).with_output_types(pa.RecordBatch)
+            | "MediaBatches" >> beam.FlatMap(lambda keyed: map(bytes_batch, keyed[1])).with_output_types(pa.RecordBatch)
         )
         return apply_step(flow.advance(batches), "LoadMedia", _LoadMediaFn(self._options))

@@ -1,4 +1,8 @@
-"""Meshes to point clouds: load a 3D file with trimesh, sample points uniformly over its surface.
+"""Meshes to point clouds: load a 3D file, sample points uniformly over its surface.
+
+Plain OFF, OBJ, PLY and STL files are read by the vectorized readers of mesh_readers, which give exactly
+trimesh's vertices and triangles; every other file (glTF/GLB, anything those readers do not fully
+understand) is loaded with trimesh.
 
 Sampling is vectorized per mesh (triangle areas and points in a few numpy calls over all its faces); each
 mesh draws from its own `np.random.default_rng(seed)`, seeded from its URI, so a cloud is bit-identical on
@@ -17,6 +21,7 @@ import trimesh
 
 from schemas.modalities import MESH_EXTENSIONS
 from transforms.media.errors import MediaError
+from transforms.media.mesh_readers import read_mesh
 
 MESH_TYPES = MESH_EXTENSIONS
 TEXT_MESH_TYPES = ("obj", "off", "gltf")
@@ -38,17 +43,22 @@ def mesh_seed(uri: str) -> int:
     return int.from_bytes(hashlib.blake2b(uri.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def load_geometry(data: bytes, file_type: str) -> Geometry:
+def load_geometry(data: bytes, file_type: str, fast: bool = True) -> Geometry:
     """File bytes and extension ('off', 'obj', 'ply', 'stl', 'glb', 'gltf') -> Geometry.
 
     A scene is combined into one mesh with its transforms applied (like trimesh.load(force='mesh')); a file
-    with points but no faces gives points. Raises MediaError mesh_unreadable, mesh_empty or mesh_degenerate.
+    with points but no faces gives points. fast=False loads with trimesh even what mesh_readers reads (the
+    reference those readers are tested against). Raises MediaError mesh_unreadable, mesh_empty or
+    mesh_degenerate.
     """
     file_type = file_type.lower()
     if file_type not in MESH_TYPES:
         raise MediaError("mesh_unreadable", f"file type {file_type!r} is not a mesh format this pipeline reads; "
                                             f"convert it to one of {', '.join(MESH_TYPES)}.")
     _check_declared_counts(data, file_type)
+    mesh = read_mesh(data, file_type) if fast else None
+    if mesh is not None:
+        return _mesh_geometry([mesh])
     try:
         # process=False: no vertex merging (sampling does not need it) and non-finite vertices stay visible.
         scene = trimesh.load_scene(file_obj=io.BytesIO(data), file_type=file_type, process=False,

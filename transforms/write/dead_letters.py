@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from schemas.documents import DEAD_LETTER_SCHEMA
 from schemas.options import OutputOptions
+from transforms.coders import batch_bytes, bytes_batch
 from transforms.group import split_by_bucket
 from transforms.stage import StageOutput
 from transforms.write.formats import DEAD_LETTERS
@@ -27,12 +28,15 @@ class _WriteDeadLettersFn(beam.DoFn):
 
     def process(self, element) -> Iterator[FileRecord]:
         bucket, batches = element
-        table = pa.Table.from_batches(list(batches), schema=DEAD_LETTER_SCHEMA).sort_by(SORT_KEYS)
+        table = pa.Table.from_batches(list(map(bytes_batch, batches)), schema=DEAD_LETTER_SCHEMA).sort_by(SORT_KEYS)
         yield from write_bucket(table, bucket, self._staging, self._options, (DEAD_LETTERS,))
 
 
 def _cut_by_row(batch: pa.RecordBatch, buckets: int):
-    return split_by_bucket(batch, pc.fill_null(batch.column("source_row"), 0).to_numpy().astype(np.uint64), buckets)
+    """A dead-letter batch -> (bucket, Arrow IPC bytes) per bucket of its rows (bytes through the shuffle:
+    see transforms.coders.batch_bytes)."""
+    rows = pc.fill_null(batch.column("source_row"), 0).to_numpy().astype(np.uint64)
+    return [(bucket, batch_bytes(part)) for bucket, part in split_by_bucket(batch, rows, buckets)]
 
 
 class WriteDeadLetters(beam.PTransform):

@@ -1,6 +1,6 @@
 """Write stage: each bucket's finished documents -> shards of every output format in the staging folder.
 
-A bucket's table is cut into shards of at most `shard_rows` rows and about `shard_bytes` bytes; each shard
+A bucket's documents lose any URL credentials (uris.redact_documents), then the table is cut into shards of at most `shard_rows` rows and about `shard_bytes` bytes; each shard
 is written once per format the run asked for (write.formats), staged as `FOLDER/bNNNNN-PPPP.SUFFIX`. The
 commit stage later names them `part-NNNNN-of-MMMMM` in (bucket, part) order.
 """
@@ -15,6 +15,7 @@ import numpy as np
 from schemas.options import OutputOptions
 from transforms.stage import COUNTS, MAIN, Output, StageOutput, apply_step, count
 from transforms.storage import join_url
+from transforms.uris import redact_documents
 from transforms.write.shard_writer import FileRecord, ShardWriter, write_shard
 
 STAGE = "write"
@@ -49,7 +50,7 @@ class _WriteBucketFn(beam.DoFn):
 
     def process(self, element) -> Iterator[Output]:
         bucket, table = element
-        for record in write_bucket(table, bucket, self._staging, self._options, self._writers):
+        for record in write_bucket(redact_documents(table), bucket, self._staging, self._options, self._writers):
             yield Output(MAIN, record)
         yield Output(COUNTS, count(STAGE, documents_written=table.num_rows))
 

@@ -108,3 +108,19 @@ def test_shown_reason_leaves_paths_that_only_contain_the_folder(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     reason = f"cannot read /mnt{tmp_path}/x.jpg"
     assert shown_reason(reason) == reason
+
+
+def test_labels_and_reasons_with_control_characters_or_markup_print_as_they_are(tmp_path, capsys):
+    """A label holding ANSI escapes or rich markup must not recolour or clear the user's terminal: it is
+    shown with its control characters escaped and its brackets as text, in summary and in errors."""
+    from pipelines.cli import main
+
+    hostile = "\x1b[2J\x1b[31mred\x1b[0m [bold]x[/bold]"
+    out = run_prepare(tmp_path, f'a,"{hostile}"\nb,"{hostile}"\n"",empty\n', "--is-labeled")
+    console = Console(record=True, width=200)
+    render(summarize(str(out)), console)
+    shown = console.export_text()
+    assert "\x1b" not in shown and "\\x1b[31mred\\x1b[0m [bold]x[/bold]" in shown
+    assert main(["errors", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed

@@ -83,11 +83,12 @@ def test_check_output_refuses_a_file(tmp_path):
 
 
 def test_check_output_refuses_foreign_files_naming_three(tmp_path):
+    """Even a file named like one of our folders is foreign: only what the manifest lists is ours."""
     out = tmp_path / "out"
     out.mkdir()
     for name in ("notes.txt", "a.csv", "zz", "b", "documents"):
         (out / name).write_text("")
-    with pytest.raises(ConfigError, match=r"not a finetune-etl dataset \(a\.csv, b, notes\.txt\)"):
+    with pytest.raises(ConfigError, match=r"not part of a finetune-etl dataset \(a\.csv, b, documents and 2 more\)"):
         check_output(outputs(tmp_path), staging(tmp_path))
 
 

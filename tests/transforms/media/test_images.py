@@ -248,3 +248,30 @@ def test_resized_images_are_upright(images, name):
         unturned = raw.convert("RGB").resize(expected.size, Image.Resampling.LANCZOS)
     if re.match("hopper", name):  # the stored (sideways) pixels are far from what we produced
         assert np.abs(got - np.asarray(unturned, dtype=np.int16)).mean() > 20
+
+
+def _noise_jpeg(width: int, height: int) -> bytes:
+    pixels = (np.random.default_rng(5).random((height, width, 3)) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def test_a_jpeg_whose_header_claims_more_pixels_than_its_data_holds_is_truncated():
+    """A 16x16 JPEG whose SOF header says 9000x9000: Pillow decoded it (grey fill) into a 9000-pixel-wide
+    document; libjpeg's premature-end warning now makes it a dead letter."""
+    data = bytearray(_noise_jpeg(16, 16))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5:sof + 9] = (9000).to_bytes(2, "big") * 2
+    with pytest.raises(MediaError) as caught:
+        decode_image(bytes(data), MediaOptions())
+    assert caught.value.reason_class == "truncated" and "premature end" in caught.value.reason
+
+
+@pytest.mark.parametrize("options", [MediaOptions(), MediaOptions(image_size=64)])
+def test_the_first_half_of_a_jpeg_with_an_end_marker_is_truncated(options):
+    data = _noise_jpeg(512, 512)
+    with pytest.raises(MediaError) as caught:
+        decode_image(data[:len(data) // 2] + b"\xff\xd9", options)
+    assert caught.value.reason_class == "truncated"
+    assert decode_image(data, options).width in (512, 64)  # the whole file is fine

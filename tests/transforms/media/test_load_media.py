@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import trimesh
@@ -26,6 +27,10 @@ from PIL import Image, ImageOps
 
 import pipelines
 from conftest import run_prepare
+from schemas.documents import KEY
+from transforms.coders import RecordBatchCoder
+from transforms.layout import LayoutSpec, apply_layout
+from transforms.media.load_media import SPREAD_KEYS, cut, keyed_bytes
 from transforms.media.meshes import point_cloud
 from conftest import SHARED_DATA, assert_reconciled
 
@@ -543,3 +548,23 @@ def test_gcs_media(gcs, images, meshes, tmp_path):
     data = uploads["media/ballB.off"].read_bytes()
     np.testing.assert_array_equal(cloud(doc), point_cloud(data, "off", mesh_uri, CLOUD))
     assert reconciled(out)["bytes_fetched"] == len(data)
+
+
+def image_candidates(rows: int) -> pa.RecordBatch:
+    """The candidates the layout stage makes of `rows` labeled image paths (its all-null `chunks` included)."""
+    records = pa.RecordBatch.from_pydict({"f0": [f"/photos/{i:05d}.jpg" for i in range(rows)], "f1": ["cat"] * rows,
+                                          "source_file": ["/d/in.csv"] * rows, "source_row": list(range(10_001, 10_001 + rows))})
+    docs, dead, _ = apply_layout(records, LayoutSpec("labeled", ("image",)))
+    assert not dead
+    return docs
+
+
+def test_media_batches_cross_the_shuffle_at_their_own_size_whatever_the_batch_they_were_cut_from():
+    small, big = image_candidates(64), image_candidates(6400)
+    pieces = list(cut(big, 32))
+    assert len(pieces) == 200 and [p.num_rows for p in pieces] == [32] * 200
+    assert pa.Table.from_batches(pieces).equals(pa.Table.from_batches([big]))
+    key, data = keyed_bytes(pieces[-1])
+    assert key == pieces[-1].column(KEY)[0].as_py() % SPREAD_KEYS
+    assert RecordBatchCoder().decode(data).equals(pieces[-1])
+    assert len(data) == len(keyed_bytes(next(cut(small, 32)))[1])  # not 100 times larger

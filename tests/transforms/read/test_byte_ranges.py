@@ -112,7 +112,7 @@ def test_invalid_utf8_byte_in_a_split_file_spoils_only_its_record(tmp_path):
     data = data[:at] + b"\xff" + data[at:]
     out = run_prepare(tmp_path, data, "--is-labeled", *RANGE)
     dead = dead_letters(out)
-    assert [(d.source_row, d.reason_class) for d in dead] == [(2 * 200 + 1, "encoding")]
+    assert [(d["source_row"], d["reason_class"]) for d in dead] == [(2 * 200 + 1, "encoding")]
     table = pipelines.load_table(str(out))
     got = collections.Counter(zip(table.column("text").to_pylist(), table.column("label").to_pylist()))
     assert got == collections.Counter(tuple(r) for i, r in enumerate(rows) if i != 200)

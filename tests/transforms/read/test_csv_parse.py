@@ -3,7 +3,7 @@ into byte ranges of any size, the documents are Python csv's rows and every othe
 
 The fast tests drive the read and layout functions below Beam (plan_ranges on a memory:// file, read_range,
 parse_range, apply_layout); a few multi-KB files go through the real command line with --range-bytes 1024.
-tests/test_csv_scan.py covers the scan and split planner alone; here the checks are on documents.
+tests/transforms/read/test_csv_scan.py covers the scan and split planner alone; here the checks are on documents.
 """
 import collections
 import csv

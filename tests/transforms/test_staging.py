@@ -1,0 +1,47 @@
+"""Where a run stages, who owns a staging folder, and which stale ones the next run removes."""
+import json
+import os
+import socket
+
+from transforms.staging import OWNER, claim, remove_dead_stagings, staging_url
+
+
+def test_local_staging_is_a_hidden_sibling_and_object_store_staging_a_prefix():
+    assert staging_url("/data/out", "R1") == "/data/.out.staging-R1"
+    assert staging_url("/data/out/", "R1") == "/data/.out.staging-R1"
+    assert staging_url("gs://bucket/datasets/out", "R1") == "gs://bucket/datasets/out/_staging-R1"
+
+
+def test_claim_names_this_process(tmp_path):
+    staging = staging_url(str(tmp_path / "out"), "R1")
+    claim(staging)
+    owner = json.loads((tmp_path / ".out.staging-R1" / OWNER).read_text())
+    assert owner == {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def test_only_the_staging_of_a_dead_process_of_this_host_is_removed(tmp_path):
+    out = str(tmp_path / "out")
+    owners = {"dead": {"host": socket.gethostname(), "pid": 2 ** 22 + 4321},
+              "alive": {"host": socket.gethostname(), "pid": os.getpid()},
+              "elsewhere": {"host": "another-machine", "pid": 2 ** 22 + 4321}}
+    for run, owner in owners.items():
+        folder = tmp_path / f".out.staging-{run}"
+        folder.mkdir()
+        (folder / OWNER).write_text(json.dumps(owner))
+    (tmp_path / ".out.staging-unclaimed").mkdir()
+    removed = remove_dead_stagings(out)
+    assert [os.path.basename(p) for p in removed] == [".out.staging-dead"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".out.staging-alive", ".out.staging-elsewhere", ".out.staging-unclaimed"]
+
+
+def test_object_store_stagings_are_found_too():
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    out = "memory://bucket/out"
+    memory.pipe("/bucket/out/_staging-dead/owner.json",
+                json.dumps({"host": socket.gethostname(), "pid": 2 ** 22 + 99}).encode())
+    memory.pipe("/bucket/out/_staging-dead/spill/b00000/x.arrow", b"x")
+    assert len(remove_dead_stagings(out)) == 1
+    assert not memory.exists("/bucket/out/_staging-dead")

@@ -1,0 +1,63 @@
+"""Where a run stages its files before the commit, who owns a staging folder, and clearing the staging of
+runs that died (killed, SIGKILL, a lost machine) so it does not pile up beside the output.
+
+- Local disks: a hidden sibling of the output, `.NAME.staging-RUN`, so the commit can swap folders.
+- Object stores: a prefix inside the output, `_staging-RUN/`, outside the folders readers glob.
+A run writes `owner.json` (host, pid) into its staging folder first; the next run on the same output
+removes the staging folders whose owner is a process of this host that no longer runs.
+"""
+import json
+import os
+import socket
+
+from transforms.output_folder import STAGING_PREFIX
+from transforms.storage import filesystem, join_url, write_bytes
+from transforms.uris import is_local
+
+OWNER = "owner.json"
+
+
+def staging_url(output: str, run_id: str) -> str:
+    """Where a run stages its files: a hidden sibling on local disks, a prefix inside the output elsewhere."""
+    if is_local(output):
+        parent, name = os.path.split(output.rstrip("/"))
+        return os.path.join(parent, f".{name}.staging-{run_id}")
+    return join_url(output, f"{STAGING_PREFIX}{run_id}")
+
+
+def claim(staging: str) -> None:
+    """Mark the staging folder as this process's (and prove it is writable: any storage error raises)."""
+    write_bytes(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode(), join_url(staging, OWNER))
+
+
+def remove_dead_stagings(output: str) -> list[str]:
+    """Remove the staging folders of --output whose owner was a process of this host that is gone;
+    returns the folders removed."""
+    fs, path = filesystem(staging_url(output, "*"))
+    try:
+        folders = fs.glob(path)
+    except OSError:  # no such bucket or folder yet: nothing staged there (writability is checked next)
+        return []
+    removed = []
+    for folder in folders:
+        try:
+            with fs.open(join_url(folder, OWNER), "rb") as handle:
+                owner = json.load(handle)
+        except (OSError, ValueError):
+            continue  # no owner yet (just created) or not ours to judge
+        if owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", 0))):
+            fs.rm(folder, recursive=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
