@@ -45,9 +45,9 @@ BAD_MESHES = {"empty.stl", "empty.obj", "empty.ply", "TestScene.gltf"}
 GROUPS = ("images", "http", "meshes", "sampling")
 
 
-def replicate(kind: str, bad: set, copies: int, workdir: str) -> list[str]:
-    """Copies of every loadable file of shared/data/<kind> -> their paths."""
-    source = os.path.join(DATA, kind)
+def replicate(data: str, kind: str, bad: set, copies: int, workdir: str) -> list[str]:
+    """Copies of every loadable file of DATA/<kind> -> their paths."""
+    source = os.path.join(data, kind)
     names = sorted(n for n in os.listdir(source) if n not in bad and not n.endswith(".md"))
     target = os.path.join(workdir, kind)
     os.makedirs(target, exist_ok=True)
@@ -223,18 +223,19 @@ def main(argv=None) -> None:
     parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups: {', '.join(GROUPS)}")
     parser.add_argument("--quick", action="store_true", help="only the first pipeline variant and the loops (smoke tests)")
     parser.add_argument("--workdir", default="/tmp/bench-media")
+    parser.add_argument("--data", default=DATA, help="folder with images/ and meshes/ (default: the shared data set)")
     parser.add_argument("--results", default=report.RESULTS, help="markdown file the results are appended to")
     parser.add_argument("--charts", default=report.CHARTS, help="folder for the PNG charts")
     args = parser.parse_args(argv)
     groups = {g.strip() for g in args.only.split(",") if g.strip()}
     if not groups <= set(GROUPS):
         parser.error(f"--only {args.only!r}: give groups among {', '.join(GROUPS)}")
-    if not os.path.isdir(DATA):
-        sys.exit(f"{DATA} is not present: the media benchmark needs the shared real images and meshes")
+    if not os.path.isdir(args.data):
+        sys.exit(f"{args.data} is not present: the media benchmark needs real images and meshes (--data)")
     command = shlex.join(["python", "-m", "bench.media_bench", *(sys.argv[1:] if argv is None else argv)])
     os.makedirs(args.workdir, exist_ok=True)
-    image_paths = replicate("images", BAD_IMAGES, args.copies, args.workdir)
-    mesh_paths = replicate("meshes", BAD_MESHES, args.copies, args.workdir)
+    image_paths = replicate(args.data, "images", BAD_IMAGES, args.copies, args.workdir)
+    mesh_paths = replicate(args.data, "meshes", BAD_MESHES, args.copies, args.workdir)
     counts = {"images": len(image_paths), "meshes": len(mesh_paths), "start-up": 1}
     images = write_list(image_paths, os.path.join(args.workdir, "images.csv"))
     one_image = write_list(image_paths[:1], os.path.join(args.workdir, "one-image.csv"))

@@ -13,7 +13,7 @@ from pipelines.cli import main
 pytest_plugins = ["support.http_server", "support.gcs_emulator"]
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
+TEST_DATA = ROOT / "tests" / "data"  # real files no one here wrote (images, meshes) and small CSVs; see SOURCES.md there
 
 
 
@@ -111,8 +111,6 @@ def assert_reconciled(out: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data (relative to the repository root), or skip when it is not there."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"../shared/data is not present: expected it at {SHARED_DATA}")
-    return SHARED_DATA
+def test_data() -> Path:
+    """tests/data: the real images and meshes, and small CSVs, the tests read."""
+    return TEST_DATA

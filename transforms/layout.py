@@ -10,7 +10,6 @@ values:  every cell is an unlabelled document.
 A candidate batch has DOCUMENT_SCHEMA's columns without `id`, plus `_key`: a uint64 content hash that
 decides the write bucket, duplicate detection and the id.
 """
-from __future__ import annotations  # keeps Beam from reading StageOutput annotations as element types
 import dataclasses
 import posixpath
 from typing import Iterator, Optional

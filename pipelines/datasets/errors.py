@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reason-class", metavar="C", help="only this reason class, e.g. field_count, score, missing")
     p.add_argument("--grep", metavar="TEXT", help="only dead letters whose reason, raw text or file contains TEXT")
     p.add_argument("--limit", type=int, default=50, metavar="N", help="list at most N (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="print JSON (keys: see pipelines/errors.py)")
+    p.add_argument("--json", action="store_true", help="print JSON (keys: see pipelines/datasets/errors.py)")
     p.add_argument("--retry", metavar="FILE", help="write the matching rows to FILE (CSV, UTF-8) to fix and re-run")
     return p
 

@@ -201,7 +201,7 @@ def summarize(url: str, top: int = 10) -> dict:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="finetune-etl summary", description="What a prepared dataset holds, and whether its counts add up.")
     p.add_argument("url", help="the dataset folder (local path or fsspec URL such as gs://bucket/dataset)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON (keys: see pipelines/summary.py)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (keys: see pipelines/datasets/summary.py)")
     p.add_argument("--top", type=int, default=10, metavar="N", help="largest labels and dead-letter reasons shown (default: %(default)s)")
     return p
 

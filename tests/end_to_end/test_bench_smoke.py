@@ -45,8 +45,9 @@ def test_scaling_bench_reports_sizes_verdict_and_chart(tmp_path):
     assert_charts(report, tmp_path, ["scaling-labeled.png"])
 
 
-def test_media_bench_fetches_over_loopback_http_and_samples(tmp_path, shared_data):
-    report = run_bench("media_bench", tmp_path, "--copies", "1", "--only", "http,sampling", "--quick")
+def test_media_bench_fetches_over_loopback_http_and_samples(tmp_path, test_data):
+    report = run_bench("media_bench", tmp_path, "--copies", "1", "--only", "http,sampling", "--quick",
+                       "--data", str(test_data))
     rows = {line.split(" | ")[0][2:]: line for line in report.splitlines() if line.startswith("| http")}
     assert set(rows) == {"http: pipeline, --convert-to-blob", "http: urllib + Pillow loop"}, rows
     assert not any("FAILED" in line for line in rows.values()), rows

@@ -1,9 +1,11 @@
-"""Finetuner's own example files (../shared/data/csv, see SOURCES.md there), read in place."""
+"""Real example files read in place: Finetuner's labeled Quora questions (examples/quora-labeled.csv) and
+small pair and text-image files of tests/data/csv."""
 import collections
 import csv
 
 import pytest
 from conftest import (
+    ROOT,
     assert_reconciled,
     dead_letters,
     documents,
@@ -20,16 +22,16 @@ def csv_rows(path) -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def text_text(tmp_path_factory, shared_data):
-    """(rows by Python's csv, output) of text-text_example.csv prepared with --is-labeled."""
-    path = shared_data / "csv" / "text-text_example.csv"
+def text_text(tmp_path_factory, test_data):
+    """(rows by Python's csv, output) of Finetuner's labeled example prepared with --is-labeled."""
+    path = ROOT / "examples" / "quora-labeled.csv"
     out = run_prepare(tmp_path_factory.mktemp("text_text"), path, "--is-labeled")
     return csv_rows(path), out
 
 
-def test_text_text_file_has_the_rows_csv_reads(shared_data):
+def test_text_text_file_has_the_rows_csv_reads(test_data):
     """The file has 1999 line ends (`wc -l`) and no final newline: 2000 records of two fields."""
-    path = shared_data / "csv" / "text-text_example.csv"
+    path = ROOT / "examples" / "quora-labeled.csv"
     assert path.read_bytes().count(b"\n") == 1999
     rows = csv_rows(path)
     assert len(rows) == 2000 and {len(r) for r in rows} == {2}
@@ -71,22 +73,22 @@ def test_text_text_docs_load_with_finetuner_labels(text_text):
     assert got == collections.Counter((text, label) for text, label in rows)
 
 
-def test_dummy_csv_is_read_as_query_document_pairs(tmp_path, shared_data):
-    """dummy.csv (English, German): each English sentence and its German one, labelled with the English."""
-    out = run_prepare(tmp_path, shared_data / "csv" / "dummy.csv")
+def test_english_german_csv_is_read_as_query_document_pairs(tmp_path, test_data):
+    """english-german.csv: each English sentence and its German one, labelled with the English."""
+    out = run_prepare(tmp_path, test_data / "csv" / "english-german.csv")
     assert pipelines.load_manifest(str(out))["layout"] == "pairs"
-    en1, de1 = "This is an English sentence", "Das ist ein englischer Satz"
-    en2, de2 = "This is another English sentence", "Dies ist ein weiterer englischer Satz"
+    en1, de1 = "The weather is nice today", "Das Wetter ist heute schön"
+    en2, de2 = "I would like a coffee", "Ich hätte gern einen Kaffee"
     assert documents(out) == sorted_docs([
         (en1, None, "text", en1, None, None), (en1, None, "text", de1, None, None),
         (en2, None, "text", en2, None, None), (en2, None, "text", de2, None, None),
     ])
 
 
-def test_text_image_csv_gives_clip_pair_documents(tmp_path, shared_data):
-    """text-image_example.csv (image URL, text) with --no-fetch-remote: CLIP pair documents [image, text],
+def test_text_image_csv_gives_clip_pair_documents(tmp_path, test_data):
+    """text-image.csv (image URL, text) with --no-fetch-remote: CLIP pair documents [image, text],
     one per distinct row, no label; the remote images keep their URLs and are not fetched (no blobs)."""
-    path = shared_data / "csv" / "text-image_example.csv"
+    path = test_data / "csv" / "text-image.csv"
     rows = csv_rows(path)
     out = run_prepare(tmp_path, path, "--no-fetch-remote")
     manifest = pipelines.load_manifest(str(out))

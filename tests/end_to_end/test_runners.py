@@ -32,7 +32,7 @@ from pipelines.prepare.job import plan_job
 from pipelines.prepare.run import run
 
 ROOT = Path(__file__).resolve().parents[2]
-QUORA = (ROOT / ".." / "shared" / "data" / "csv" / "text-text_example.csv").resolve()
+QUORA = ROOT / "examples" / "quora-labeled.csv"  # Finetuner's labeled example
 
 TUNING = ("--range-bytes", "20000", "--batch-rows", "500")
 MULTI_PROCESSING = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
@@ -164,8 +164,6 @@ def pairs_size(pairs) -> Dataset:
 
 @pytest.fixture(scope="module")
 def quora(shared) -> Dataset:
-    if not QUORA.is_file():
-        pytest.skip(f"the real labeled example is not present: expected it at {QUORA}")
     return Dataset("quora", QUORA, ("--is-labeled", *TUNING), "labeled")
 
 

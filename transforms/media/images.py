@@ -1,6 +1,6 @@
 """Images: verify that bytes are a picture, fully decode it, and optionally shrink and re-encode it.
 
-Pure functions (no Beam), called by transforms/media.py once per fetched image. Every file that cannot
+Pure functions (no Beam), called once per fetched image by transforms/media/load_media.py (through decode_sandbox). Every file that cannot
 become training data raises MediaError with one of these reason classes:
   not_an_image        the bytes are not an image (text, HTML, empty), whatever the file name says
   image_unreadable    looks like an image, but Pillow cannot read its header, or the format is not a web image

@@ -187,8 +187,8 @@ def test_sprites_and_preview_read_and_write_cloud_storage(datasets, gcs, tmp_pat
         assert gcs.fs.cat(f"{gcs.bucket}/sheets/{command}.png") == local.read_bytes()
 
 
-def test_sprites_of_the_real_images(shared_data, tmp_path):
-    images = sorted(p for p in (shared_data / "images").iterdir() if p.suffix != ".md" and p.suffix != ".csv")
+def test_sprites_of_the_real_images(test_data, tmp_path):
+    images = sorted(p for p in (test_data / "images").iterdir() if p.suffix != ".md" and p.suffix != ".csv")
     csv = "".join(f"{p},{p.suffix.lstrip('.').lower()}\n" for p in images)
     out = run_prepare(tmp_path, csv, "--is-labeled")
     url = str(out)

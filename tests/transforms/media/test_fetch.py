@@ -1,4 +1,4 @@
-"""transforms/fetch.py against real files, a real FIFO and a real HTTP server on 127.0.0.1 (no mocks).
+"""transforms/media/fetch.py against real files, a real FIFO and a real HTTP server on 127.0.0.1 (no mocks).
 
 The server's hit counters show which failures are retried: a 404 is asked once, a 500 retries + 1 times.
 """
@@ -10,10 +10,10 @@ import pytest
 
 from schemas.options import MediaOptions
 from transforms.media.fetch import MAX_URI_CHARS, Fetched, fetch_all, fetch_one, is_public_address
-from conftest import SHARED_DATA
+from conftest import TEST_DATA
 
 
-IMAGES = SHARED_DATA / "images"
+IMAGES = TEST_DATA / "images"
 RETRIES = 2
 
 
@@ -25,9 +25,8 @@ def options(**overrides) -> MediaOptions:
 
 @pytest.fixture
 def image() -> bytes:
-    """A real JPEG from ../shared/data/images when present, else some made-up bytes."""
-    jpegs = sorted(IMAGES.glob("*.jpg")) if IMAGES.is_dir() else []
-    return jpegs[0].read_bytes() if jpegs else bytes(range(256)) * 100
+    """A real JPEG from tests/data/images."""
+    return sorted(IMAGES.glob("*.jpg"))[0].read_bytes()
 
 
 @pytest.fixture

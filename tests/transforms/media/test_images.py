@@ -1,4 +1,4 @@
-"""transforms/images.py on real files from ../shared/data/images (SOURCES.md says which load and which fail)."""
+"""transforms/media/images.py on real files from tests/data/images (SOURCES.md says which load and which fail)."""
 import io
 import re
 from pathlib import Path
@@ -11,9 +11,9 @@ from PIL.JpegImagePlugin import JpegImageFile
 from schemas.options import MediaOptions
 from transforms.media.images import DecodedImage, decode_image
 from transforms.media.errors import MediaError
-from conftest import SHARED_DATA
+from conftest import TEST_DATA
 
-IMAGES = SHARED_DATA / "images"
+IMAGES = TEST_DATA / "images"
 
 
 def _sources() -> dict[str, str]:
@@ -42,8 +42,6 @@ DEFAULT = MediaOptions()
 
 @pytest.fixture(scope="module")
 def images() -> Path:
-    if not IMAGES.is_dir():
-        pytest.skip(f"../shared/data is not present: expected the images at {IMAGES.resolve()}")
     return IMAGES
 
 

@@ -1,7 +1,7 @@
 """The media stage end to end: `finetune-etl prepare` on CSVs that point at real images and meshes, read
 from local paths, a loopback HTTP server (tests/http_server.py) and a fake GCS (tests/gcs_emulator.py).
 
-The real files are ../shared/data/images and ../shared/data/meshes (SOURCES.md there says which load and
+The real files are tests/data/images and tests/data/meshes (SOURCES.md there says which load and
 which fail); tests that need them skip when they are missing. Every run is checked against the README:
 good rows are documents with the media loaded, a file that cannot be loaded makes its document a dead
 letter of stage `media`, and the counts reconcile with `documents_rejected`.
@@ -32,10 +32,10 @@ from transforms.coders import RecordBatchCoder
 from transforms.layout import LayoutSpec, apply_layout
 from transforms.media.load_media import SPREAD_KEYS, cut, keyed_bytes
 from transforms.media.meshes import point_cloud
-from conftest import SHARED_DATA, assert_reconciled
+from conftest import TEST_DATA, assert_reconciled
 
 
-DATA = SHARED_DATA.resolve()
+DATA = TEST_DATA.resolve()
 IMAGES = DATA / "images"
 MESHES = DATA / "meshes"
 CLOUD = 2048
@@ -60,15 +60,11 @@ def files_of(folder: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def images() -> Path:
-    if not (IMAGES / "SOURCES.md").is_file():
-        pytest.skip(f"../shared/data is not present: expected the images at {IMAGES}")
     return IMAGES
 
 
 @pytest.fixture(scope="module")
 def meshes() -> Path:
-    if not (MESHES / "SOURCES.md").is_file():
-        pytest.skip(f"../shared/data is not present: expected the meshes at {MESHES}")
     return MESHES
 
 
@@ -262,7 +258,7 @@ def test_no_fetch_remote_keeps_urls_as_uris_without_requests(served, images, tmp
 
 @pytest.fixture(scope="module")
 def all_images(images, tmp_path_factory):
-    """(file list, CSV path, output of the default run) for every file in ../shared/data/images."""
+    """(file list, CSV path, output of the default run) for every file in tests/data/images."""
     tmp = tmp_path_factory.mktemp("images")
     files = files_of(images)
     csv = tmp / "images.csv"

@@ -1,4 +1,4 @@
-"""transforms.media.meshes on the real meshes of ../shared/data/meshes (see SOURCES.md there) and on small built ones."""
+"""transforms.media.meshes on the real meshes of tests/data/meshes (see SOURCES.md there) and on small built ones."""
 import re
 import signal
 import struct
@@ -11,16 +11,14 @@ from scipy.spatial import cKDTree
 
 from transforms.media.errors import MediaError
 from transforms.media.meshes import Geometry, load_geometry, mesh_seed, point_cloud, sample_point_cloud
-from conftest import SHARED_DATA
+from conftest import TEST_DATA
 
-MESHES = (SHARED_DATA / "meshes").resolve()
+MESHES = (TEST_DATA / "meshes").resolve()
 COUNT = 2048
 
 
 def sources() -> dict[str, str]:
     """file name -> what SOURCES.md says about loading it ('loads: 12 faces', 'fails to load: ...')."""
-    if not (MESHES / "SOURCES.md").exists():
-        return {}
     rows = [line.split("|") for line in (MESHES / "SOURCES.md").read_text().splitlines() if line.startswith("| ")]
     return {row[1].strip(): row[-2].strip() for row in rows if (MESHES / row[1].strip()).is_file()}
 
@@ -30,12 +28,6 @@ FACES = {name: int(m[1]) for name, says in SOURCES.items() if (m := re.fullmatch
 POINTS_ONLY = ("points_ascii.ply", "points_bin.ply")
 UNUSABLE = {"empty.stl": "mesh_empty", "empty.obj": "mesh_empty", "empty.ply": "mesh_empty",
             "TestScene.gltf": "mesh_unreadable"}
-
-
-@pytest.fixture(autouse=True)
-def _shared_meshes():
-    if not SOURCES:
-        pytest.skip(f"../shared/data is not present: no meshes at {MESHES}")
 
 
 def item(name: str, uri: str = "") -> tuple[bytes, str, str]:

@@ -2,7 +2,7 @@
 DocumentArray" section, written with docarray 0.40 the way a user would (own document classes, save_binary,
 or to_bytes gzip-compressed), our own docarray output read back in, and a file that is not a DocList.
 
-Media the documents point at are the real files of ../shared/data (skipped when missing).
+Media the documents point at are the real files of tests/data.
 """
 import gzip
 import shutil
@@ -19,10 +19,10 @@ from pydantic import Field
 
 import pipelines
 from pipelines.cli import main
-from conftest import SHARED_DATA, assert_reconciled
+from conftest import TEST_DATA, assert_reconciled
 from support.finetuner_docs import FinetunerChunk, FinetunerDoc
 
-DATA = SHARED_DATA.resolve()
+DATA = TEST_DATA.resolve()
 IMAGE, CLIP_IMAGE, RELATIVE_IMAGE = "hopper_orientation_6.jpg", "flower.jpg", "05978.jpg"
 MESH = "ballA.off"
 
@@ -34,8 +34,6 @@ Chunk = FinetunerChunk
 @pytest.fixture(scope="module")
 def media(tmp_path_factory) -> Path:
     """A folder with the real image and mesh files the documents name (one is named relative to it)."""
-    if not (DATA / "images").is_dir() or not (DATA / "meshes").is_dir():
-        pytest.skip(f"../shared/data is not present: expected it at {DATA}")
     folder = tmp_path_factory.mktemp("docarray")
     for name in (IMAGE, CLIP_IMAGE, RELATIVE_IMAGE):
         shutil.copy(DATA / "images" / name, folder / name)
