@@ -1,4 +1,7 @@
-"""Runnable jobs and the command line; `load_table` / `load_docs` read a prepared dataset back."""
+"""Runnable jobs and the command line; `prepare_dataset` runs the prepare job from Python, `load_table` /
+`load_docs` read a prepared dataset back. Each loads (with Beam, docarray or pandas) only when first used,
+so `finetune-etl` commands start without paying for the others."""
+import importlib
 import logging
 
 
@@ -11,6 +14,18 @@ class _DropBeamImportNoise(logging.Filter):
 
 logging.getLogger().addFilter(_DropBeamImportNoise())
 
-from pipelines.datasets.load import load_dead_letters, load_docs, load_manifest, load_table  # noqa: E402
+_HOMES = {
+    "prepare_dataset": "pipelines.prepare.api",
+    "load_table": "pipelines.datasets.load",
+    "load_docs": "pipelines.datasets.load",
+    "load_dead_letters": "pipelines.datasets.load",
+    "load_manifest": "pipelines.datasets.load",
+}
+__all__ = list(_HOMES)
 
-__all__ = ["load_docs", "load_table", "load_dead_letters", "load_manifest"]
+
+def __getattr__(name: str):
+    """`pipelines.load_table` and the others, imported from their module on first use."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

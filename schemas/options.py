@@ -10,6 +10,15 @@ from schemas.modalities import KINDS as MODALITY_NAMES
 
 DIALECTS = ("auto", "excel", "excel-tab", "unix")
 LAYOUTS = ("auto", "labeled", "pairs", "scores", "values")
+HEADERS = ("auto", "yes", "no")
+# Other spellings of a --header value: a YAML config's `header: true` (or `yes`) arrives as "True".
+HEADER_SPELLINGS = {"true": "yes", "on": "yes", "1": "yes", "false": "no", "off": "no", "0": "no"}
+
+
+def header_choice(text: str) -> str:
+    """A --header value as written -> auto, yes or no (other words are left for argparse's choices check)."""
+    text = text.strip().lower()
+    return HEADER_SPELLINGS.get(text, text)
 
 
 class ConfigError(ValueError):
@@ -21,6 +30,8 @@ class CSVOptions:
     """How to read the CSV inputs and which rows to keep.
 
     dialect: auto (sniffed per file), excel, excel-tab or unix.
+    delimiter: the field delimiter, overriding the dialect's (and the sniffing); None keeps the dialect's.
+    header: auto (decided per file from its first rows), yes (every file's first row is a header) or no.
     layout: auto, labeled, pairs, scores or values (Finetuner's `is_labeled=True` is `labeled`).
     modalities: forced modality per column (e.g. ("text", "image")), or None to detect from the values.
     size: keep at most this many rows (a deterministic uniform sample by content hash).
@@ -29,8 +40,9 @@ class CSVOptions:
     """
 
     dialect: str = "auto"
+    delimiter: Optional[str] = None
     encoding: str = "utf-8"
-    header: bool = False
+    header: str = "auto"
     layout: str = "auto"
     modalities: Optional[tuple[str, ...]] = None
     size: Optional[int] = None
@@ -40,6 +52,14 @@ class CSVOptions:
     def __post_init__(self):
         if self.dialect not in DIALECTS:
             raise ConfigError(f"--dialect {self.dialect!r} is not one of {', '.join(DIALECTS)}.")
+        if self.delimiter is not None and (len(self.delimiter) != 1 or self.delimiter in '"\r\n'
+                                           or not self.delimiter.isascii()):
+            raise ConfigError(f"--delimiter {self.delimiter!r} must be one ASCII character other than a quote or a "
+                              "line end (or tab, comma, semicolon, pipe, space).")
+        if self.delimiter is not None and self.dialect == "excel-tab" and self.delimiter != "\t":
+            raise ConfigError(f"--delimiter {self.delimiter!r} contradicts --dialect excel-tab; pass one of them.")
+        if self.header not in HEADERS:
+            raise ConfigError(f"--header {self.header!r} is not one of {', '.join(HEADERS)}.")
         if self.layout not in LAYOUTS:
             raise ConfigError(f"--layout {self.layout!r} is not one of {', '.join(LAYOUTS)}.")
         try:
@@ -68,6 +88,7 @@ class OutputOptions:
 
     format: a format of transforms.write.formats, or an alias of several ("both": parquet and docarray).
     shard_rows / shard_bytes: upper bounds of one output shard (rows, and Arrow bytes before compression).
+    keep_versions: on object stores, earlier published versions kept after a new one is published.
     """
 
     output: str
@@ -75,23 +96,32 @@ class OutputOptions:
     shard_rows: int = 500_000
     shard_bytes: int = 256 * 1024 * 1024
     overwrite: bool = False
+    keep_versions: int = 1
 
     def __post_init__(self):
         if self.shard_rows < 1:
             raise ConfigError(f"--shard-rows {self.shard_rows} must be at least 1.")
         if self.shard_bytes < 1024:
             raise ConfigError(f"--shard-bytes {self.shard_bytes} must be at least 1024.")
+        if self.keep_versions < 0:
+            raise ConfigError(f"--keep-versions {self.keep_versions} must be 0 or more.")
 
 
 @dataclasses.dataclass(frozen=True)
 class ReadTuning:
     """How work is cut: byte ranges parsed in parallel, rows per batch between stages, and input bytes
-    per write bucket (the unit the shuffle groups and one worker sorts in memory)."""
+    per write bucket (the unit the shuffle groups and one worker sorts in memory); a CSV record longer than
+    `max_record_bytes` is a dead letter, not a row."""
 
     range_bytes: int = 64 * 1024 * 1024
     batch_rows: int = 131_072
     bucket_bytes: int = 64 * 1024 * 1024
     media_batch_rows: int = 32
+    max_record_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self):
+        if self.max_record_bytes < 1024:
+            raise ConfigError(f"--max-record-bytes {self.max_record_bytes} must be at least 1024.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +138,7 @@ class MediaOptions:
     Meshes: `point_cloud_size` points sampled per mesh.
     Decoding: each image or mesh is decoded in a child process and given up after `decode_timeout` seconds
     (a file that hangs or crashes its decoder becomes a dead letter); 0 decodes in the worker, unguarded.
+    `decode_memory` caps each decoder child's memory in bytes (None: sized from the machine; 0: no cap).
     """
 
     convert_to_blob: bool = True
@@ -127,6 +158,7 @@ class MediaOptions:
     image_format: Optional[str] = None
     image_quality: int = 90
     decode_timeout: float = 60.0
+    decode_memory: Optional[int] = None
 
     def __post_init__(self):
         if self.point_cloud_size < 1:
@@ -150,3 +182,6 @@ class MediaOptions:
         if not self.decode_timeout >= 0:
             raise ConfigError(f"--decode-timeout {self.decode_timeout} must be 0 (no time limit) or a positive "
                               "number of seconds.")
+        if self.decode_memory is not None and self.decode_memory != 0 and self.decode_memory < 256 * 1024 * 1024:
+            raise ConfigError(f"--decode-memory {self.decode_memory} must be 0 (no cap) or at least 256M: a decoder "
+                              "needs that much to start.")

@@ -45,6 +45,10 @@ REASONS = (
     Reason(("decode_timeout", "decode_crashed", "decode_error"),
            "an image or mesh that takes longer than `--decode-timeout`, kills the decoder, or trips a bug in it",
            "raise `--decode-timeout`, or fix or drop the file"),
+    Reason(("decode_memory",), "decoding the image or mesh needs more memory than `--decode-memory`",
+           "raise `--decode-memory` for trusted data, or simplify the file"),
+    Reason(("record_too_large",), "a CSV record longer than `--max-record-bytes` (often a quote never closed)",
+           "raise `--max-record-bytes`, or fix the quoting"),
 )
 
 REASON_CLASSES = frozenset(c for reason in REASONS for c in reason.classes if "<" not in c)

@@ -1,17 +1,32 @@
 """Commit stage: once every file is staged, publish the dataset so readers see the old one or the new one.
 
-Shards are staged with bucket names (`documents/bNNNNN-PPPP.parquet`); the commit names them
-`documents/part-NNNNN-of-MMMMM.parquet` (and `docarray/...docs`, `dead_letters/...parquet`) in
-(bucket, part) order, so names depend only on the data and options, then writes manifest.json and
-`_SUCCESS` last.
+- Local disks: shards are staged with bucket names (`documents/bNNNNN-PPPP.parquet`) in a hidden sibling of
+  the output (`.NAME.staging-RUN`). The commit names them `documents/part-NNNNN-of-MMMMM.parquet` (and
+  `docarray/...docs`, `dead_letters/...parquet`) in (bucket, part) order, so names depend only on the data
+  and options, writes manifest.json and `_SUCCESS` there, and swaps that folder with the output in one
+  atomic `renameat2(RENAME_EXCHANGE)` (a plain rename when there is no previous dataset); the previous
+  dataset is then deleted.
+- Object stores (no folder rename, and a copy costs the dataset's size): each run's files are written
+  once, under the run's own version, and manifest.json is the one pointer to the current version:
 
-- Local disks: the staging folder is a hidden sibling of the output (`.NAME.staging-RUN`). The complete
-  dataset is assembled there and swapped with the output folder in one atomic `renameat2(RENAME_EXCHANGE)`
-  (a plain rename when there is no previous dataset), then the previous dataset is deleted.
-- Object stores (no folder rename): the staging folder is `OUTPUT/_staging-RUN/`, outside the folders
-  readers glob. The commit removes `_SUCCESS`, copies the shards into place, deletes shards of the previous
-  dataset that the new one does not have, writes the manifest, then `_SUCCESS`. Readers that honour
-  `_SUCCESS` (as `pipelines.load_table` does) never see a mix.
+      OUTPUT/manifest.json                  the current version and its files (paths relative to OUTPUT)
+      OUTPUT/_SUCCESS                       written after the first manifest; never removed after that
+      OUTPUT/versions/RUN/documents/bNNNNN-PPPP.parquet, docarray/..., dead_letters/...
+      OUTPUT/versions/RUN/manifest.json     the same manifest (to roll back: copy it to OUTPUT/manifest.json)
+      OUTPUT/_staging-RUN/                  the run's scratch (owner, spill files, progress), never published
+
+  The write stage writes the shards straight into `versions/RUN/` under their bucket names; the manifest
+  lists them in (bucket, part) order. The commit writes the version's manifest, then OUTPUT/manifest.json
+  in one object write (the publish), `_SUCCESS` if missing, removes its scratch, and prunes (prune_versions).
+  No byte of a shard is copied. A reader sees the previous manifest or the new one, and either names
+  complete files; the previous version stays until the new manifest is in place, and afterwards while
+  --keep-versions keeps it, so a reader that read the previous manifest just before can finish (or, when
+  its files went, read_snapshot starts over on the new manifest).
+  Without --overwrite on an output that had no manifest, the manifest is written only if still absent
+  (storage.write_bytes exclusive: on GCS a generation precondition), so of two runs racing to a new
+  output one is refused; stores without preconditions (the GCS emulator) let the later one win.
+  A dataset published before versions existed (shards at OUTPUT/documents/...) is not kept: its shards
+  are removed once the new manifest is in place.
 """
 from __future__ import annotations  # keeps Beam from reading StageOutput annotations as element types
 
@@ -28,7 +43,8 @@ import pyarrow as pa
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
 from transforms.stage import StageOutput, SumCounts
 from transforms.output_folder import OutputTaken, check_replaceable
-from transforms.storage import MANIFEST, SUCCESS, filesystem, join_url, write_bytes
+from transforms.staging import COMMIT_MARKER, PROGRESS_FOLDER, remove_dead_stagings, shards_url, staged_runs
+from transforms.storage import MANIFEST, SUCCESS, VERSIONS, filesystem, join_url, read_manifest, write_bytes
 from transforms.uris import is_local
 from transforms.write.formats import DATASET_FOLDERS, DEAD_LETTERS, WRITERS, writers_for
 from transforms.write.shard_writer import FileRecord, ShardWriter, write_shard
@@ -60,27 +76,43 @@ def final_names(files: list[FileRecord]) -> list[tuple[FileRecord, str]]:
     return named
 
 
+def version_names(files: list[FileRecord], version: str) -> list[tuple[FileRecord, str]]:
+    """Files written to a version -> (file, path relative to the output), per folder in (bucket, part) order."""
+    order = {folder: i for i, folder in enumerate(DATASET_FOLDERS)}
+    return [(f, f"{version}/{f.folder}/{posixpath.basename(f.path)}")
+            for f in sorted(files, key=lambda f: (order[f.folder], f.bucket, f.part))]
+
+
 def publish(output: str, staging: str, files: list[FileRecord], counts: dict, manifest: dict) -> dict:
     """Publish the staged files as the dataset at `output`; returns the manifest written."""
     folders = {f.folder for f in files}
+    shards = shards_url(output, manifest["run_id"])
     parquet = WRITERS["parquet"]
     if parquet.folder not in folders and parquet in writers_for(manifest["options"]["output"]["format"]):
-        files = files + [_empty_shard(staging, parquet, DOCUMENT_SCHEMA)]
+        files = files + [_empty_shard(shards, parquet, DOCUMENT_SCHEMA)]
     if DEAD_LETTERS.folder not in folders:
-        files = files + [_empty_shard(staging, DEAD_LETTERS, DEAD_LETTER_SCHEMA)]
-    named = final_names(files)
+        files = files + [_empty_shard(shards, DEAD_LETTERS, DEAD_LETTER_SCHEMA)]
+    check_replaceable(output, manifest["options"]["output"]["overwrite"])  # again: another run may have committed
+    if is_local(output):
+        named = final_names(files)
+        manifest = _completed(manifest, named, counts)
+        _publish_local(output, staging, named, _json(manifest))
+        return manifest
+    return _publish_object_store(output, staging, files, counts, manifest)
+
+
+def _completed(manifest: dict, named: list[tuple[FileRecord, str]], counts: dict, **version) -> dict:
+    """The run's manifest with its shards (named: (file, path relative to the output)), counts,
+    reconciliation, commit time and, on object stores, its version keys."""
     shards = {folder: [] for folder in DATASET_FOLDERS}
     for f, name in named:
         shards[f.folder].append({"path": name, "rows": f.rows, "bytes": f.bytes})
-    manifest = dict(manifest, shards=shards, counts=counts, reconciliation=reconcile(counts),
-                    committed_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    body = json.dumps(manifest, indent=2).encode()
-    check_replaceable(output, manifest["options"]["output"]["overwrite"])  # again: another run may have committed
-    if is_local(output):
-        _publish_local(output, staging, named, body)
-    else:
-        _publish_object_store(output, staging, named, body)
-    return manifest
+    return dict(manifest, **version, shards=shards, counts=counts, reconciliation=reconcile(counts),
+                committed_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+
+
+def _json(manifest: dict) -> bytes:
+    return json.dumps(manifest, indent=2).encode()
 
 
 def _publish_local(output: str, staging: str, named: list, manifest: bytes) -> None:
@@ -147,29 +179,75 @@ def _exchange(a: str, b: str) -> None:
     os.rename(aside, a)
 
 
-def _publish_object_store(output: str, staging: str, named: list, manifest: bytes) -> None:
-    fs, out_path = filesystem(output)
-    success = join_url(out_path, SUCCESS)
-    if fs.exists(success):
-        fs.rm(success)
-    new_paths = set()
-    for f, name in named:
-        target = join_url(out_path, name)
-        fs.copy(filesystem(f.path)[1], target)  # no server-side move is assumed
-        new_paths.add(target)
-    for name in DATASET_FOLDERS:
-        folder = join_url(out_path, name)
-        old = [p for p in (fs.find(folder) if fs.exists(folder) else []) if p.rstrip("/") not in new_paths]
-        if old:
-            fs.rm(old)
-    write_bytes(manifest, join_url(output, MANIFEST))
-    write_bytes(b"", join_url(output, SUCCESS))
+def _publish_object_store(output: str, staging: str, files: list[FileRecord], counts: dict, manifest: dict) -> dict:
+    """Publish the files of the run's version by writing OUTPUT/manifest.json; returns that manifest."""
+    options = manifest["options"]["output"]
+    previous = read_manifest(output)
+    version = join_url(VERSIONS, manifest["run_id"])
+    earlier = []
+    if previous is not None and "version" in previous:
+        earlier = [previous["version"], *previous["previous_versions"]]
+    manifest = _completed(manifest, version_names(files, version), counts,
+                          version=version, previous_versions=earlier[:options["keep_versions"]])
+    write_bytes(_json(manifest), join_url(output, version, MANIFEST))
+    try:
+        write_bytes(_json(manifest), join_url(output, MANIFEST), exclusive=previous is None and not options["overwrite"])
+    except FileExistsError:
+        raise OutputTaken(f"--output {output!r} received a dataset from another run while this one ran. Re-run "
+                          "with --overwrite to replace it, or give another folder.") from None
+    fs, path = filesystem(output)
+    if not fs.exists(join_url(path, SUCCESS)):
+        write_bytes(b"", join_url(output, SUCCESS))
+    if previous is not None and "version" not in previous:  # published before versions: shards at the top
+        fs.rm([join_url(path, shard["path"]) for listed in previous["shards"].values() for shard in listed])
     fs.rm(filesystem(staging)[1], recursive=True)
+    prune_versions(output)
+    return manifest
 
 
-def _empty_shard(staging: str, writer: type[ShardWriter], schema: pa.Schema) -> FileRecord:
+def prune_versions(output: str) -> list[str]:
+    """Remove the versions at `output` (an object store) that its manifest neither names nor keeps and whose
+    run has no staging folder (a run in progress keeps one from before its first file to after its
+    publish); returns the versions removed. Dead runs' staging is removed first, so their versions go too.
+    Versions are listed before the staging folders, and those before the manifest is read: a version whose
+    run finished in between is then named by the manifest read, never taken for garbage."""
+    remove_dead_stagings(output)
+    fs, path = filesystem(join_url(output, VERSIONS))
+    found = {posixpath.relpath(p, path).split("/")[0] for p in fs.find(path)}
+    running = staged_runs(output)
+    named = _named_versions(output)
+    removed = sorted(v for v in found if join_url(VERSIONS, v) not in named and v not in running)
+    for run_id in removed:
+        fs.rm(join_url(path, run_id), recursive=True)
+    return removed
+
+
+def discard_version(output: str, run_id: str) -> None:
+    """Remove the version of a run whose commit was refused (object stores; local runs keep their shards in
+    the staging folder), unless the manifest names it: a retried commit may find its own run published."""
+    if is_local(output) or join_url(VERSIONS, run_id) in _named_versions(output):
+        return
+    fs, path = filesystem(shards_url(output, run_id))
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def _named_versions(output: str) -> set[str]:
+    """The versions (`versions/RUN`) the manifest at `output` names: the current one and those it keeps."""
+    current = read_manifest(output) or {}
+    return {current.get("version"), *current.get("previous_versions", [])}
+
+
+def _empty_shard(shards: str, writer: type[ShardWriter], schema: pa.Schema) -> FileRecord:
     """A shard with no rows, so readers of a run that kept nothing still find the folder's schema."""
-    return write_shard(writer, schema.empty_table(), join_url(staging, writer.folder, "empty" + writer.suffix))
+    return write_shard(writer, schema.empty_table(), join_url(shards, writer.folder, "empty" + writer.suffix))
+
+
+def _mark_commit_started(staging: str) -> None:
+    """For the launcher's progress line, when it is shown (its folder exists): the commit has started."""
+    fs, folder = filesystem(join_url(staging, PROGRESS_FOLDER))
+    if fs.exists(folder):
+        write_bytes(b"{}", join_url(staging, PROGRESS_FOLDER, COMMIT_MARKER))
 
 
 class _CommitFn(beam.DoFn):
@@ -177,9 +255,11 @@ class _CommitFn(beam.DoFn):
         self._output, self._staging, self._manifest = output, staging, manifest
 
     def process(self, _, files: list, counts: dict) -> Iterator[dict]:
+        _mark_commit_started(self._staging)
         try:
             yield publish(self._output, self._staging, files, counts, self._manifest)
         except OutputTaken as taken:  # not a failure of the run: the launcher says so in one line
+            discard_version(self._output, self._manifest["run_id"])
             reason = f"{taken} (Another run wrote there while this one ran; nothing of this run was published.)"
             write_bytes(json.dumps({"output_taken": reason}).encode(), join_url(self._staging, OUTCOME))
 

@@ -1,4 +1,5 @@
-"""Layout stage: CSV row batches -> candidate document batches, by the run's layout.
+"""CSV row batches -> candidate document batches, by the run's layout (plain Arrow, no Beam: the ApplyLayout
+stage in transforms/apply_layout.py runs it in a pipeline, `finetune-etl inspect` on a file's first rows).
 
 labeled: one document per row, label = second column.
 pairs:   query-document rows; the query and each document become documents labelled with the query's
@@ -12,9 +13,8 @@ decides the write bucket, duplicate detection and the id.
 """
 import dataclasses
 import posixpath
-from typing import Iterator, Optional
+from typing import Optional
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,7 +24,6 @@ from schemas.documents import CANDIDATE_SCHEMA, CHUNK_TYPE, KEY, DeadLetter
 from schemas.modalities import PAIR
 from transforms.document_keys import document_keys
 from transforms.hashing import column_hashes
-from transforms.stage import OneStepStage, count, step_outputs
 from transforms.uris import ABSOLUTE_URI
 
 STAGE = "layout"
@@ -91,7 +90,7 @@ def _modality_advice(column: int, expected: str, spec: LayoutSpec, line: int) ->
         advice = f"--modalities says column {column + 1} holds {expected}; fix the row or the option"
     else:
         advice = f"column {column + 1} holds {expected} elsewhere; pass --modalities to force it"
-    return advice + ("; if the file's first row names its columns, pass --header" if line == 1 else "")
+    return advice + ("; if the file's first row names its columns, pass --header yes" if line == 1 else "")
 
 
 def _blank(values: pa.Array) -> np.ndarray:
@@ -225,20 +224,3 @@ def _documents_of_layout(rows, spec, scores, base) -> pa.RecordBatch:
 
 def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
     return pa.concat_batches(batches)
-
-
-class _ApplyLayoutFn(beam.DoFn):
-    def __init__(self, spec: LayoutSpec):
-        self._spec = spec
-
-    def process(self, rows: pa.RecordBatch) -> Iterator:
-        docs, dead, documented = apply_layout(rows, self._spec)
-        yield from step_outputs([] if docs is None else [docs], dead, count(
-            STAGE, rows_documented=documented, candidate_documents=0 if docs is None else docs.num_rows, dead=dead))
-
-
-class ApplyLayout(OneStepStage):
-    """Stage: main = RecordBatches of CSV rows -> main = candidate RecordBatches (CANDIDATE_SCHEMA)."""
-
-    def __init__(self, spec: LayoutSpec):
-        super().__init__(_ApplyLayoutFn(spec))

@@ -1,17 +1,19 @@
 """The one rule of what a run may replace at --output: a folder is ours only when it holds our dataset.
 
-Ours: the manifest, `_SUCCESS`, the shards the manifest lists, and our own staging prefixes. Anything
-else under --output (a user's notes, the run's own input, a half-copied folder) means the folder is not
-ours: the run stops before any work, and the commit checks again under the same rule just before it
-publishes, so a run never deletes what it did not write.
+Ours: the manifest, `_SUCCESS`, the shards the manifest lists, our own staging prefixes and, on object
+stores, the files of a version (`versions/RUN/manifest.json`, `versions/RUN/FOLDER/NAME` with FOLDER a
+dataset folder: see transforms.commit). Anything else under --output (a user's notes, the run's own input, a
+half-copied folder) means the folder is not ours: the run stops before any work, and the commit checks
+again under the same rule just before it publishes, so a run never deletes what it did not write.
 """
-import json
 import posixpath
 
 from schemas.options import ConfigError
-from transforms.storage import MANIFEST, SUCCESS, filesystem, join_url
+from transforms.storage import MANIFEST, SUCCESS, VERSIONS, filesystem, join_url, read_manifest
+from transforms.uris import is_local
+from transforms.write.formats import DATASET_FOLDERS
 
-STAGING_PREFIX = "_staging-"  # object stores: a run's staged files, inside the output
+STAGING_PREFIX = "_staging-"  # object stores: a run's scratch files, inside the output
 
 
 class OutputTaken(ConfigError):
@@ -24,16 +26,22 @@ def foreign_entries(output: str) -> list[str]:
     fs, path = filesystem(output)
     if not fs.isdir(path):
         return []
-    ours = {MANIFEST, SUCCESS}
-    if fs.exists(join_url(path, MANIFEST)):
-        with fs.open(join_url(path, MANIFEST), "rb") as handle:
-            try:
-                shards = json.load(handle).get("shards", {})
-            except ValueError:
-                shards = {}
-        ours |= {shard["path"] for listed in shards.values() for shard in listed}
+    try:
+        shards = (read_manifest(output) or {}).get("shards", {})
+    except ValueError:
+        shards = {}
+    ours = {MANIFEST, SUCCESS} | {shard["path"] for listed in shards.values() for shard in listed}
+    versions = not is_local(output)
     found = (posixpath.relpath(p, path.rstrip("/")) for p in fs.find(path))
-    return sorted(p for p in found if p not in ours and not p.startswith(STAGING_PREFIX))
+    return sorted(p for p in found
+                  if p not in ours and not p.startswith(STAGING_PREFIX) and not (versions and _version_file(p)))
+
+
+def _version_file(relative: str) -> bool:
+    """Whether a path relative to --output is one a version holds: versions/RUN/manifest.json or
+    versions/RUN/FOLDER/NAME with FOLDER a dataset folder."""
+    parts = relative.split("/")
+    return parts[0] == VERSIONS and (parts[2:] == [MANIFEST] or (len(parts) == 4 and parts[2] in DATASET_FOLDERS))
 
 
 def check_replaceable(output: str, overwrite: bool) -> None:

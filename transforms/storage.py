@@ -1,5 +1,7 @@
 """Small fsspec helpers: every read and write takes a URL; local paths are URLs too."""
+import json
 import posixpath
+from typing import Optional
 
 import fsspec
 import pyarrow as pa
@@ -7,6 +9,7 @@ import pyarrow as pa
 # A dataset folder is complete when SUCCESS exists; MANIFEST lists its shards and counts.
 SUCCESS = "_SUCCESS"
 MANIFEST = "manifest.json"
+VERSIONS = "versions"  # object stores: OUTPUT/versions/RUN holds the files of one run (transforms.commit)
 
 
 def join_url(base: str, *parts: str) -> str:
@@ -19,13 +22,25 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, path
 
 
-def write_bytes(data: bytes, url: str) -> int:
-    """Write data to url (parents created); returns its size in bytes."""
+def write_bytes(data: bytes, url: str, exclusive: bool = False) -> int:
+    """Write data to url (parents created); returns its size in bytes. exclusive: FileExistsError when url
+    exists, checked by the store itself where it can (GCS: a generation precondition; stores without
+    preconditions, such as the GCS emulator, just write)."""
     fs, path = filesystem(url)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    with fs.open(path, "wb") as handle:
+    with fs.open(path, "xb" if exclusive else "wb") as handle:
         handle.write(data)
     return len(data)
+
+
+def read_manifest(output: str) -> Optional[dict]:
+    """The manifest of the dataset folder `output`, or None when it has none; ValueError when it is not JSON.
+    Read in one request, so a size cached by an earlier listing (gcsfs) can never cut it short."""
+    fs, path = filesystem(join_url(output, MANIFEST))
+    try:
+        return json.loads(fs.cat_file(path))
+    except FileNotFoundError:
+        return None
 
 
 def write_arrow(table: pa.Table, url: str) -> None:

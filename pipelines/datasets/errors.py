@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.datasets.dataset_errors import DATASET_ERRORS, dataset_error, fail
-from pipelines.datasets.load import load_dead_letters, load_manifest
+from pipelines.datasets.load import dead_letters_of, read_snapshot
 from pipelines.datasets.retry import collect, rerun_command, write_retry_file
 from pipelines.datasets.summary_render import shown_path, shown_reason, shown_text
 
@@ -87,8 +87,7 @@ def main(argv: list[str]) -> int:
     if args.limit < 0:
         return fail(f"--limit {args.limit} must be 0 or more.")
     try:
-        manifest = load_manifest(args.url)
-        dead = load_dead_letters(args.url).to_pylist()
+        manifest, dead = read_snapshot(args.url, lambda m: (m, dead_letters_of(args.url, m).to_pylist()))
     except DATASET_ERRORS as error:
         return dataset_error(error)
     kept = matching(dead, args.stage, args.reason_class, args.grep)

@@ -1,9 +1,9 @@
 """Read a prepared dataset back, from any fsspec URL, using its manifest.
 
 A read is a snapshot: the manifest is read before and after the shards, and the read starts over when a
-new run committed in between, so a reader never returns a mix of two runs.
+new run committed in between, so a reader never returns a mix of two runs. Shards are found only through
+the manifest (on object stores they live under `versions/RUN/`: see transforms.commit).
 """
-import json
 import time
 from typing import Callable, Optional, TypeVar
 
@@ -13,7 +13,7 @@ from docarray import DocList
 
 from schemas.docarray_docs import TrainingDoc, docs_from_bytes, docs_to_table, table_to_docs
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
-from transforms.storage import MANIFEST, SUCCESS, filesystem, join_url
+from transforms.storage import MANIFEST, SUCCESS, filesystem, join_url, read_manifest
 from transforms.write.formats import DEAD_LETTERS, folder_of
 
 ATTEMPTS = 5
@@ -27,10 +27,10 @@ class DatasetChanging(RuntimeError):
 def load_manifest(url: str) -> dict:
     """The manifest of a complete dataset; FileNotFoundError when the dataset is missing or incomplete."""
     fs, path = filesystem(url)
-    if not fs.exists(join_url(path, SUCCESS)):
-        raise FileNotFoundError(f"{url} holds no complete dataset (no {SUCCESS} marker).")
-    with fs.open(join_url(path, MANIFEST), "rb") as handle:
-        return json.load(handle)
+    manifest = read_manifest(url) if fs.exists(join_url(path, SUCCESS)) else None
+    if manifest is None:
+        raise FileNotFoundError(f"{url} holds no complete dataset (no {SUCCESS} marker, or no {MANIFEST}).")
+    return manifest
 
 
 def read_snapshot(url: str, read: Callable[[dict], T]) -> T:
@@ -88,9 +88,14 @@ def load_table(url: str, columns: Optional[list[str]] = None) -> pa.Table:
     return read_snapshot(url, read)
 
 
+def dead_letters_of(url: str, manifest: dict) -> pa.Table:
+    """The dead letters a manifest of the dataset lists, as one pyarrow Table of DEAD_LETTER_SCHEMA."""
+    return _table(read_parquet_shards(url, manifest["shards"][DEAD_LETTERS.folder]), DEAD_LETTER_SCHEMA)
+
+
 def load_dead_letters(url: str) -> pa.Table:
     """All dead letters of a dataset as one pyarrow Table of DEAD_LETTER_SCHEMA."""
-    return read_snapshot(url, lambda m: _table(read_parquet_shards(url, m["shards"][DEAD_LETTERS.folder]), DEAD_LETTER_SCHEMA))
+    return read_snapshot(url, lambda m: dead_letters_of(url, m))
 
 
 def load_docs(url: str) -> DocList[TrainingDoc]:

@@ -191,10 +191,11 @@ def rerun_command(retry_file: str, written: dict, manifest: dict, output: str) -
     args = ["finetune-etl", "prepare", "--input", retry_file, "--output", output, "--layout", manifest["layout"]]
     if manifest.get("modalities"):
         args += ["--modalities", ",".join(manifest["modalities"])]
-    if written["header"]:
-        args.append("--header")
+    args += ["--header", "yes" if written["header"] else "no"]  # never guessed: a failed first row is data
     if written["delimiter"] in _DIALECT_FLAGS:
         args += ["--dialect", _DIALECT_FLAGS[written["delimiter"]]]
+    else:
+        args += ["--delimiter", written["delimiter"]]
     if options["csv"].get("score_scale"):
         args += ["--score-scale", f"{options['csv']['score_scale']:g}"]
     if options["output"].get("format", "both") != "both":

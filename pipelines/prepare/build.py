@@ -8,10 +8,10 @@ one chain; this module holds no data logic of its own.
 import apache_beam as beam
 
 from pipelines.prepare.job import PrepareJob
-from pipelines.prepare.progress import PROGRESS_FOLDER
+from pipelines.prepare.progress import PROGRESS_FOLDER, MarkProgress
+from transforms.apply_layout import ApplyLayout
 from transforms.commit import CommitOutput
 from transforms.group import GroupDocuments
-from transforms.layout import ApplyLayout
 from transforms.read.byte_ranges import plan_ranges
 from transforms.read.read_csv import ReadCsv
 from transforms.read.read_docarray import ReadDocLists
@@ -45,11 +45,14 @@ def build(pipeline: beam.Pipeline, job: PrepareJob, progress: bool = False, plan
         from transforms.media.load_media import LoadMedia  # Pillow, trimesh and scipy load only for runs that need them
 
         flow = flow | "LoadMedia" >> LoadMedia(job.media, job.tuning.media_batch_rows)
-    return (flow
+    flow = (flow
             | "GroupDocuments" >> GroupDocuments(job.staging, job.buckets, job.layout.removes_duplicates)
-            | "WriteShards" >> WriteShards(job.staging, job.output, job.writers)
-            | "WriteDeadLetters" >> WriteDeadLetters(job.staging, job.output, job.buckets)
-            | "Commit" >> CommitOutput(job.output.output, job.staging, job.manifest()))
+            | "WriteShards" >> WriteShards(job.shards, job.output, job.writers)
+            | "WriteDeadLetters" >> WriteDeadLetters(job.shards, job.output, job.buckets))
+    if progress:
+        for i, counts in enumerate(flow.counts):
+            _ = counts | f"Progress{i}" >> beam.ParDo(MarkProgress(join_url(job.staging, PROGRESS_FOLDER)))
+    return flow | "Commit" >> CommitOutput(job.output.output, job.staging, job.manifest())
 
 
 def _csv_inputs(pipeline: beam.Pipeline, job: PrepareJob, plan_here: bool) -> StageOutput:

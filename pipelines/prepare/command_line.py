@@ -2,15 +2,21 @@
 option dataclasses built from them, the run, and the counts printed at the end."""
 import argparse
 import contextlib
+import logging
+import shlex
 import signal
 import sys
 import threading
 import traceback
 
+from pipelines.arguments import OneLineParser
+from pipelines.wording import counted
 from pipelines.prepare.beam_options import check_beam_args
 from pipelines.prepare.config_file import merge_config
+from pipelines.prepare.csv_arguments import add_csv_arguments, csv_options
+from pipelines.prepare.inputs import decision_lines
 from pipelines.prepare.job import plan_job
-from schemas.options import DIALECTS, LAYOUTS, ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
+from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
 from transforms.write.formats import FORMAT_CHOICES
 
 
@@ -26,8 +32,15 @@ def _paths(text: str) -> tuple:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
-def _modalities(text: str) -> tuple:
-    return tuple(m.strip() for m in text.split(",") if m.strip())
+def _byte_size(text: str) -> int:
+    """'64M', '2G', '1.5G', '4096' -> bytes (K, M, G, T are powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    scale = units.get(text[-1:], 1)
+    try:
+        return int(float(text[:-1] if scale > 1 else text) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size; write e.g. 4096, 64M or 2G") from None
 
 
 def _number(group, flag: str, default, metavar: str, text: str) -> None:
@@ -36,7 +49,7 @@ def _number(group, flag: str, default, metavar: str, text: str) -> None:
 
 
 def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description="Turn CSV files into a labeled, sharded training dataset (Parquet and docarray). "
                     "Arguments not listed here are Beam pipeline options, e.g. --runner, --direct_num_workers.",
@@ -52,21 +65,12 @@ def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParse
     io_group.add_argument("--overwrite", action=argparse.BooleanOptionalAction, default=False, help="replace a complete dataset already at --output")
     io_group.add_argument("--shard-rows", type=int, default=OutputOptions.shard_rows, metavar="N",
                           help="at most N documents per shard (default: %(default)s)")
-    io_group.add_argument("--shard-bytes", type=int, default=OutputOptions.shard_bytes, metavar="B",
+    io_group.add_argument("--keep-versions", type=int, default=OutputOptions.keep_versions, metavar="N",
+                          help="on object stores (gs://, s3://, ...): earlier versions of the dataset kept after "
+                               "a re-run publishes a new one (default: %(default)s)")
+    io_group.add_argument("--shard-bytes", type=_byte_size, default=OutputOptions.shard_bytes, metavar="SIZE",
                           help="at most about B bytes of Arrow data per shard (default: %(default)s)")
-    csv_group = parser.add_argument_group("reading CSV (Finetuner's CSVOptions)")
-    csv_group.add_argument("--layout", choices=LAYOUTS, default="auto",
-                           help="labeled (item,label), pairs (query,document or CLIP text,image), scores (a,b,score), "
-                                "values (every cell a document), or auto from the columns (default)")
-    csv_group.add_argument("--is-labeled", action=argparse.BooleanOptionalAction, default=False, help="Finetuner's spelling of --layout labeled")
-    csv_group.add_argument("--dialect", choices=DIALECTS, default="auto", help="CSV dialect; auto sniffs each file (default)")
-    csv_group.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: utf-8)")
-    csv_group.add_argument("--header", action=argparse.BooleanOptionalAction, default=False, help="skip the first row of every file")
-    csv_group.add_argument("--modalities", type=_modalities, metavar="M1,M2",
-                           help="force each content column's modality: text, image or mesh")
-    csv_group.add_argument("--size", type=int, metavar="N", help="keep at most N rows (a deterministic sample)")
-    csv_group.add_argument("--sampling-rate", type=float, metavar="R", help="keep each row with probability R, by its content hash")
-    csv_group.add_argument("--score-scale", type=float, metavar="S", help="divide scores by S (5 for STS-B) before the [0, 1] check")
+    add_csv_arguments(parser, "reading CSV (Finetuner's CSVOptions)")
     media = parser.add_argument_group("media (images and meshes)")
     media.add_argument("--convert-to-blob", action=argparse.BooleanOptionalAction, default=True,
                        help="load and verify images into blob, with mime_type, width, height (default: on)")
@@ -75,7 +79,8 @@ def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParse
     media.add_argument("--fetch-remote", action=argparse.BooleanOptionalAction, default=True,
                        help="also load http(s), gs://, s3:// ... media, not only local files (default: on)")
     _number(media, "--point-cloud-size", MediaOptions.point_cloud_size, "N", "points per mesh")
-    _number(media, "--max-media-bytes", MediaOptions.max_bytes, "B", "largest media file loaded")
+    media.add_argument("--max-media-bytes", type=_byte_size, default=MediaOptions.max_bytes, metavar="SIZE",
+                       help="largest media file loaded, e.g. 64M (default: %(default)s bytes)")
     _number(media, "--max-image-pixels", MediaOptions.max_image_pixels, "P",
             "larger images are rejected as decompression bombs")
     media.add_argument("--image-size", type=int, metavar="N", help="resize images so the shorter side is N pixels")
@@ -91,13 +96,23 @@ def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParse
     media.add_argument("--decode-timeout", type=float, default=MediaOptions.decode_timeout, metavar="S",
                        help="seconds one image or mesh may take to decode, in a child process; a file that hangs "
                             "or crashes it becomes a dead letter; 0 decodes in the worker, unguarded (default: %(default)s)")
+    media.add_argument("--decode-memory", type=_byte_size, metavar="SIZE",
+                       help="most memory one decoder child may take, e.g. 2G; a file that needs more becomes a "
+                            "decode_memory dead letter; 0: no cap (default: sized from the machine's memory and "
+                            "the number of decoders)")
     media.add_argument("--allow-private-network", action=argparse.BooleanOptionalAction, default=False,
                        help="let http(s) media resolve to private, loopback or link-local addresses")
     tuning = parser.add_argument_group("tuning")
-    tuning.add_argument("--range-bytes", type=int, default=ReadTuning.range_bytes, metavar="B",
+    tuning.add_argument("--range-bytes", type=_byte_size, default=ReadTuning.range_bytes, metavar="SIZE",
                         help="cut large files into byte ranges of about B bytes parsed in parallel (default: %(default)s)")
     tuning.add_argument("--batch-rows", type=int, default=ReadTuning.batch_rows, metavar="N",
                         help="rows per Arrow batch passed between stages (default: %(default)s)")
+    tuning.add_argument("--progress-every", type=float, default=30.0, metavar="S",
+                        help="when stderr is not a terminal (a scheduler's log), print a progress line every S "
+                             "seconds of a local or Dask run; 0: none (default: %(default)s)")
+    tuning.add_argument("--max-record-bytes", type=_byte_size, default=ReadTuning.max_record_bytes, metavar="SIZE",
+                        help="a CSV record longer than this becomes a record_too_large dead letter and the rest of "
+                             "its file is read (default: %(default)s bytes)")
     return parser
 
 
@@ -114,26 +129,24 @@ def options_from_args(args: argparse.Namespace) -> tuple[CSVOptions, OutputOptio
     """Parsed arguments -> the option dataclasses (ConfigError on contradictions)."""
     if not args.input or not args.output:
         raise ConfigError("--input and --output are required (on the command line or in the --config file).")
-    layout = args.layout
-    if args.is_labeled:
-        if layout not in ("auto", "labeled"):
-            raise ConfigError(f"--is-labeled contradicts --layout {layout}; pass one of them.")
-        layout = "labeled"
     if args.range_bytes < 1024 or args.batch_rows < 1:
         raise ConfigError("--range-bytes must be at least 1024 and --batch-rows at least 1.")
-    csv = CSVOptions(dialect=args.dialect, encoding=args.encoding, header=args.header, layout=layout,
-                     modalities=args.modalities, size=args.size, sampling_rate=args.sampling_rate,
-                     score_scale=args.score_scale)
+    if not args.progress_every >= 0:
+        raise ConfigError(f"--progress-every {args.progress_every} must be 0 (no progress lines) or more seconds.")
+    csv = csv_options(args)
     output = OutputOptions(output=args.output, format=args.format, shard_rows=args.shard_rows,
-                           shard_bytes=args.shard_bytes, overwrite=args.overwrite)
+                           shard_bytes=args.shard_bytes, overwrite=args.overwrite,
+                           keep_versions=args.keep_versions)
     media = MediaOptions(
         convert_to_blob=args.convert_to_blob, create_point_clouds=args.create_point_clouds,
         fetch_remote=args.fetch_remote, point_cloud_size=args.point_cloud_size, max_bytes=args.max_media_bytes,
         timeout=args.fetch_timeout, retries=args.fetch_retries, concurrency=args.fetch_concurrency,
         allowed_roots=args.allowed_roots, allow_private_network=args.allow_private_network,
         max_image_pixels=args.max_image_pixels, image_size=args.image_size, image_box=args.image_box,
-        image_format=args.image_format, image_quality=args.image_quality, decode_timeout=args.decode_timeout)
-    return csv, output, ReadTuning(range_bytes=args.range_bytes, batch_rows=args.batch_rows), media
+        image_format=args.image_format, image_quality=args.image_quality, decode_timeout=args.decode_timeout,
+        decode_memory=args.decode_memory)
+    tuning = ReadTuning(range_bytes=args.range_bytes, batch_rows=args.batch_rows, max_record_bytes=args.max_record_bytes)
+    return csv, output, tuning, media
 
 
 def run_prepare(argv: list[str]) -> int:
@@ -144,10 +157,11 @@ def run_prepare(argv: list[str]) -> int:
         with _sigterm_as_interrupt():
             return _prepare(argv, planned)
     except KeyboardInterrupt:
-        from pipelines.prepare.run import discard_staging
+        _silence_other_threads()
+        from pipelines.prepare.run import discard_run
 
         for job in planned:  # again: the runner's threads may have written after the run's own clean-up
-            discard_staging(job.staging)
+            discard_run(job)
         print("finetune-etl: stopped before the end; nothing was committed (a dataset already at --output is "
               "unchanged, and this run's staged files were removed).", file=sys.stderr)
         return 130
@@ -155,18 +169,27 @@ def run_prepare(argv: list[str]) -> int:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt():
-    """While a prepare command runs, SIGTERM (a scheduler stopping the job) raises KeyboardInterrupt as Ctrl-C
-    does, so a run's staging is removed on the way out."""
+    """While a prepare command runs, SIGTERM (a scheduler stopping the job) and Ctrl-C raise KeyboardInterrupt
+    in the main thread, so a run's staging is removed on the way out; from that moment the runner's own
+    threads, still winding down, may not log or print tracebacks over our one line."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     def interrupt(signum, frame):
+        _silence_other_threads()
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {stop: signal.signal(stop, interrupt) for stop in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+
+
+def _silence_other_threads() -> None:
+    """Stop all logging and uncaught-exception reports: a stopped run's last word is our one line."""
+    logging.disable(logging.CRITICAL)
+    threading.excepthook = lambda args: None
 
 
 def _prepare(argv: list[str], planned: list) -> int:
@@ -183,8 +206,10 @@ def _prepare(argv: list[str], planned: list) -> int:
     except ConfigError as exc:
         print(f"finetune-etl: error: {exc}", file=sys.stderr)
         return 2
+    for line in decision_lines(job.inputs):
+        print(line, file=sys.stderr)
     try:
-        manifest = run(job, beam_args)
+        manifest = run(job, beam_args, args.progress_every)
     except ConfigError as exc:  # the output was taken by another run meanwhile: nothing was published
         print(f"finetune-etl: error: {exc}", file=sys.stderr)
         return 2
@@ -200,8 +225,9 @@ def _prepare(argv: list[str], planned: list) -> int:
 
 
 def print_summary(manifest: dict, output: str) -> None:
+    """The counts of a finished run; when rows became dead letters, how many and the command that lists them."""
     counts = manifest["counts"]
-    print(f"finetune-etl: wrote {counts.get('documents_written', 0)} documents "
+    print(f"finetune-etl: wrote {counted(counts.get('documents_written', 0), 'document')} "
           f"({manifest['layout']} layout) to {output}")
     main = ("rows_read", "rows_documented", "candidate_documents", "documents_written", "duplicates_removed",
             "dead_letters", "sampled_out")
@@ -209,6 +235,10 @@ def print_summary(manifest: dict, output: str) -> None:
         print(f"  {key:32} {counts.get(key, 0):>12,}")
     if not manifest["reconciliation"]["reconciled"]:
         print("  warning: counts do not reconcile; see manifest.json", file=sys.stderr)
+    dead = counts.get("dead_letters", 0)
+    if dead:
+        print(f"finetune-etl: {counted(dead, 'dead letter')} (rows or media that could not be used, each with "
+              f"its reason); list them with: finetune-etl errors {shlex.quote(output)}")
 
 
 def main(argv: list[str]) -> int:

@@ -27,6 +27,8 @@ def read_config(url: str) -> dict:
 
 
 REPEATABLE = ("input",)  # options given once per value on the command line
+# Options that set one thing two ways: a command-line flag for one of them overrides the config's other.
+SAME_SETTING = ({"is_labeled", "layout"}, {"image_size", "image_box"})
 
 
 def config_to_argv(config: dict, parser: argparse.ArgumentParser, source: str) -> tuple[list[str], list[str]]:
@@ -76,11 +78,20 @@ def merge_config(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
     if not known.config:
         return argv
     config = read_config(known.config)
-    if known.input:
-        config.pop("input", None)
-    ours, beam = config_to_argv(config, parser, known.config)
     rest = _without_config(argv)
+    given = _flags_given(rest)
+    for key in list(config):
+        dest = str(key).replace("-", "_")
+        if dest == "input" and known.input or any(dest in same and same & given for same in SAME_SETTING):
+            del config[key]
+    ours, beam = config_to_argv(config, parser, known.config)
     return ours + beam + rest
+
+
+def _flags_given(argv: list[str]) -> set[str]:
+    """The option names (argparse dests) that command-line tokens set, `--no-x` counted as x."""
+    names = {token[2:].split("=", 1)[0] for token in argv if token.startswith("--")}
+    return {name.removeprefix("no-").replace("-", "_") for name in names}
 
 
 def _without_config(argv: list[str]) -> list[str]:

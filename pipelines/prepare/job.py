@@ -12,7 +12,7 @@ from typing import Optional
 
 from pipelines.prepare.inputs import InputPlan, plan_inputs
 from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
-from transforms.staging import claim, remove_dead_stagings, staging_url
+from transforms.staging import claim, remove_dead_stagings, shards_url, staging_url
 from transforms.output_folder import check_replaceable
 from transforms.layout import LayoutSpec
 from transforms.storage import filesystem
@@ -38,6 +38,11 @@ class PrepareJob:
     @property
     def staging(self) -> str:
         return staging_url(self.output.output, self.run_id)
+
+    @property
+    def shards(self) -> str:
+        """Where the run writes its shards: the staging folder, or its version on object stores."""
+        return shards_url(self.output.output, self.run_id)
 
     @property
     def writers(self) -> tuple[type[ShardWriter], ...]:
@@ -78,8 +83,8 @@ class PrepareJob:
             "inputs": [
                 {"url": redact(f.url), "size": f.size, "delimiter": f.dialect.delimiter,
                  "skipinitialspace": f.dialect.skipinitialspace, "encoding": f.encoding, "header": f.header,
-                 "fields": f.expected_fields}
-                for f in self.inputs.files
+                 "fields": f.expected_fields, **decision.manifest()}
+                for f, decision in zip(self.inputs.files, self.inputs.decisions, strict=True)
             ] + [{"url": redact(url), "size": size, "format": "docarray"} for url, size in self.inputs.docarray_files],
         }
 

@@ -10,13 +10,15 @@ from pipelines.datasets.load import load_manifest
 from pipelines.prepare.build import build
 from pipelines.prepare.job import PrepareJob
 from pipelines.prepare.progress import ProgressLine
-from transforms.commit import unpublished_reason
+from transforms.commit import discard_version, unpublished_reason
 from transforms.output_folder import OutputTaken
 from transforms.storage import filesystem
 
 
-def run(job: PrepareJob, beam_args: list[str]) -> dict:
-    """Run the job; returns the manifest written."""
+def run(job: PrepareJob, beam_args: list[str], progress_every: float = 30.0) -> dict:
+    """Run the job; returns the manifest written. On a local runner (the DirectRunner, Dask) progress is
+    shown on stderr: a line rewritten every second on a terminal, else a line every `progress_every`
+    seconds (0: none)."""
     on_dask = "DaskRunner" in (PipelineOptions(beam_args).view_as(StandardOptions).runner or "")
     if on_dask and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in beam_args):
         beam_args = [*beam_args, "--dask_partition_size=1"]
@@ -25,20 +27,33 @@ def run(job: PrepareJob, beam_args: list[str]) -> dict:
         # Threads are the fastest local mode: pyarrow and numpy release the GIL (bench/RESULTS.md).
         beam_args = [*beam_args, "--direct_running_mode=multi_threading", f"--direct_num_workers={os.cpu_count() or 1}"]
     options = PipelineOptions(beam_args)
-    progress = runner is not None and sys.stderr.isatty()
+    terminal = sys.stderr.isatty()
+    progress = (runner is not None or on_dask) and (terminal or progress_every > 0)
     pipeline = beam.Pipeline(runner=runner, options=options)
     build(pipeline, job, progress, plan_here=on_dask)
+    line = ProgressLine(job.staging, sum(f.size for f in job.inputs.files), 1.0 if terminal else progress_every,
+                        terminal) if progress else contextlib.nullcontext()
     try:
-        with ProgressLine(job.staging, sum(f.size for f in job.inputs.files)) if progress else contextlib.nullcontext():
+        with line:
             pipeline.run().wait_until_finish()
     except BaseException:
-        discard_staging(job.staging)
+        discard_run(job)
         raise
     taken = unpublished_reason(job.staging)
+    discard_staging(job.staging)  # what is left of it: the commit's outcome note, progress markers
     if taken:  # another run published to --output while this one ran
-        discard_staging(job.staging)
+        discard_run(job)
         raise OutputTaken(taken)
     return load_manifest(job.output.output)
+
+
+def discard_run(job: PrepareJob) -> None:
+    """Remove what a run that did not publish wrote: its staging, and on object stores its version."""
+    discard_staging(job.staging)
+    try:
+        discard_version(job.output.output, job.run_id)
+    except OSError:  # best effort, like the staging: the next publish removes unnamed versions
+        pass
 
 
 def discard_staging(staging: str) -> None:

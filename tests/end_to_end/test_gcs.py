@@ -130,9 +130,12 @@ def test_output_on_gcs(gcs, tmp_path):
     assert rows(pipelines.load_dead_letters(gcs_out)) == rows(pipelines.load_dead_letters(str(local_out)))
     assert len(pipelines.load_docs(gcs_out)) == len(EXPECTED)
 
-    # The folder holds exactly the dataset: the listed shards, the manifest and _SUCCESS (no probe, no spill).
+    # The folder holds exactly the dataset: the listed shards (all in the run's version), the manifest, its
+    # copy in the version and _SUCCESS (no probe, no spill).
     listed = {s["path"] for kind in manifest["shards"].values() for s in kind}
-    assert set(tree) == listed | {"manifest.json", "_SUCCESS"}, tree
+    assert manifest["version"] == f"versions/{manifest['run_id']}" and manifest["previous_versions"] == []
+    assert all(p.startswith(manifest["version"] + "/") for p in listed), listed
+    assert set(tree) == listed | {"manifest.json", "_SUCCESS", f"{manifest['version']}/manifest.json"}, tree
 
     lowered = manifest_text.lower()
     assert not [w for w in SECRET_WORDS if w in lowered], manifest_text
@@ -163,11 +166,14 @@ def test_rerun_into_same_gcs_output(gcs, capsys):
     assert rc == 0
     manifest, _ = read_manifest_gs(gcs, out)
     assert manifest["run_id"] != first_manifest["run_id"]
-    assert [s["path"] for s in manifest["shards"]["documents"]] == ["documents/part-00000-of-00001.parquet"]
+    assert [s["path"] for s in manifest["shards"]["documents"]] == [f"{manifest['version']}/documents/b00000-0000.parquet"]
     assert rows(pipelines.load_table(out)) == first_rows
     tree = gs_tree(gcs, out)
     listed = {s["path"] for kind in manifest["shards"].values() for s in kind}
-    assert set(tree) == listed | {"manifest.json", "_SUCCESS"}, f"stale shards or staging left: {tree}"
+    assert manifest["previous_versions"] == [first_manifest["version"]]  # --keep-versions 1, the default
+    kept = {p for p in first_tree if p.startswith(first_manifest["version"] + "/")}
+    assert set(tree) == listed | kept | {"manifest.json", "_SUCCESS", f"{manifest['version']}/manifest.json"}, \
+        f"stale shards or staging left: {tree}"
 
 
 def test_prepare_module_subprocess_gcs_in_and_out(gcs, tmp_path):

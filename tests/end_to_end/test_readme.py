@@ -1,4 +1,5 @@
 """The README cannot rot: its options table matches the command line, and its marked commands run."""
+import json
 import os
 import re
 import shutil
@@ -47,6 +48,27 @@ def test_marked_readme_commands_run(block, work):
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_the_commands_write_only_under_out_and_give_the_same_results_again(work):
+    """After every marked block ran (the tests above, in README order): nothing outside `out/` changed;
+    and running the CLIP blocks again (the ones whose missing images the retry step provides) exits 0 with
+    the same counts."""
+    def tree(folder: Path) -> dict:
+        return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+                if p.is_file() and p.relative_to(folder).parts[0] != "out"}
+
+    assert tree(work) == {f"examples/{k}": v for k, v in tree(ROOT / "examples").items()}
+    first = {p.parent.name: json.loads(p.read_text())["counts"] for p in (work / "out").glob("*/manifest.json")}
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    clip_blocks = [block for block in marked_blocks() if "out/clip" in block]
+    assert len(clip_blocks) >= 2
+    again = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(clip_blocks)], cwd=work, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    second = {p.parent.name: json.loads(p.read_text())["counts"] for p in (work / "out").glob("*/manifest.json")}
+    assert first and second == first
+    assert tree(work) == {f"examples/{k}": v for k, v in tree(ROOT / "examples").items()}
 
 
 def test_some_commands_are_marked_for_testing():

@@ -14,6 +14,7 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 with atheris.instrument_imports(include=["transforms"]):
     from schemas.inputs import ByteRange, Dialect, InputFile
+    from schemas.options import ReadTuning
     from transforms.read.csv_parse import parse_range
     from transforms.read.csv_scan import plan_splits
 
@@ -25,7 +26,7 @@ def found(buf: bytes, ranges: list) -> tuple[list, list]:
     """Parse each range of buf -> (sorted (source_row, fields) of rows, sorted (source_row, reason_class))."""
     rows, dead = [], []
     for rng in ranges:
-        batches, letters, _ = parse_range(buf[rng.start:rng.end], rng, BATCH_ROWS)
+        batches, letters, _ = parse_range(buf[rng.start:rng.end], rng, BATCH_ROWS, ReadTuning.max_record_bytes)
         for batch in batches:
             fields = [batch.column(i).to_pylist() for i in range(batch.num_columns - 2)]
             lines = batch.column("source_row").to_pylist()

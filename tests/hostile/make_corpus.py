@@ -54,6 +54,17 @@ def bomb_png(width: int = 50_000, height: int = 50_000) -> bytes:
             + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b""))
 
 
+def sixteen_bit_png(side: int) -> bytes:
+    """A black side x side 16-bit greyscale PNG: ~9 KB on disk per million pixels, 2 MB once decoded
+    (issue 13's case, 9400: 88 megapixels, under --max-image-pixels)."""
+    deflate = zlib.compressobj(1)
+    row = bytes(1 + 2 * side)  # filter type 0, then the pixels
+    pixels = b"".join(deflate.compress(row) for _ in range(side)) + deflate.flush()
+    header = struct.pack(">IIBBBBB", side, side, 16, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", pixels)
+            + _png_chunk(b"IEND", b""))
+
+
 def _encoded(img: Image.Image, fmt: str, **params) -> bytes:
     buffer = io.BytesIO()
     img.save(buffer, fmt, **params)
@@ -90,6 +101,14 @@ TETRAHEDRON = "0 0 0\n1 0 0\n0 1 0\n0 0 1\n"
 TRIANGLE_DATA_URI = "data:application/octet-stream;base64," + base64.b64encode(
     np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32).tobytes()).decode()
 TETRA_FACES = "3 0 1 2\n3 0 1 3\n3 0 2 3\n3 1 2 3\n"
+
+
+def fan_obj(corners: int, faces: int) -> bytes:
+    """An OBJ of a tetrahedron's 4 vertices and `faces` polygons of `corners` corners each ("f 1 2 3 4 1 2 ..."):
+    2 bytes on disk per triangle of the fans they are split into (issue 13's case)."""
+    vertices = "".join(f"v {line}\n" for line in TETRAHEDRON.splitlines())
+    fan = "f " + " ".join(str(1 + i % 4) for i in range(corners)) + "\n"
+    return (vertices + fan * faces).encode()
 
 
 def gltf(buffer_uri: str, byte_length: int = 36, count: int = 3) -> bytes:

@@ -7,17 +7,32 @@ import pytest
 from pipelines.cli import COMMANDS, USAGE, main
 
 
-@pytest.mark.parametrize("argv", [[], ["nope"], ["Prepare"], ["--input", "x.csv"]])
-def test_no_or_unknown_command_prints_usage_and_exits_2(capsys, argv):
-    assert main(argv) == 2
+def test_no_command_prints_usage_and_exits_2(capsys):
+    assert main([]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.strip() == USAGE
+
+
+@pytest.mark.parametrize("argv", [["nope"], ["Prepare"], ["--input", "x.csv"]])
+def test_an_unknown_command_is_one_line_naming_the_commands(capsys, argv):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        f"finetune-etl: error: unknown command {argv[0]!r}; the commands are {', '.join(COMMANDS)} "
+        "(`finetune-etl --help` says what each does)\n")
 
 
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_help_prints_usage_and_exits_0(capsys, flag):
     assert main([flag]) == 0
-    assert capsys.readouterr().err.startswith("usage: finetune-etl COMMAND")
+    assert capsys.readouterr().out.startswith("usage: finetune-etl COMMAND")
+
+
+def test_version_is_the_installed_packages(capsys):
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"finetune-etl {version('finetune-etl')}\n"
 
 
 def test_usage_names_every_command():
@@ -47,4 +62,5 @@ def test_commands_are_imported_only_when_they_run():
               "pipelines.cli.main(['--help'])\n"
               "print('apache_beam' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-    assert result.stdout.split() == ["[]", "False"]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "[]" and lines[-1] == "False" and lines[1].startswith("usage: finetune-etl")

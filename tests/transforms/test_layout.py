@@ -1,15 +1,11 @@
-"""The layout stage: CSV rows -> candidate documents for each layout, dead letters with reasons, media paths
-resolved against the CSV's folder, and the ApplyLayout stage in a real pipeline."""
-import apache_beam as beam
+"""The layout rules: CSV rows -> candidate documents for each layout, dead letters with reasons, media paths
+resolved against the CSV's folder."""
 import pyarrow as pa
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.documents import CANDIDATE_SCHEMA, KEY
 from transforms.document_keys import document_keys
-from transforms.layout import ApplyLayout, LayoutSpec, apply_layout
-from transforms.stage import StageOutput, SumCounts
+from transforms.layout import LayoutSpec, apply_layout
 
 CSV = "/data/csvs/in.csv"
 
@@ -159,36 +155,13 @@ def test_relative_media_paths_are_resolved_against_the_csv_folder(csv, expected)
     assert docs.column("text").null_count == docs.num_rows
 
 
-# --- the stage ------------------------------------------------------------------------------------------
-
-
-def test_apply_layout_stage_emits_candidates_dead_letters_and_counts():
-    batches = [rows(("q1", "doc a"), ("q1", "doc b")), rows(("q2", ""), ("q3", "doc c"), first_row=10)]
-    with TestPipeline() as p:
-        flow = StageOutput.start(p | beam.Create(batches)) | "Layout" >> ApplyLayout(LayoutSpec("pairs", ("text", "text")))
-
-        def candidates_are(docs):
-            assert all(b.schema == CANDIDATE_SCHEMA for b in docs)
-            got = sorted(fields(pa.Table.from_batches(docs), "text", "label", "source_row"))
-            assert got == sorted([("q1", "q1", 2), ("q1", "q1", 3), ("doc a", "q1", 2), ("doc b", "q1", 3),
-                                  ("q3", "q3", 11), ("doc c", "q3", 11)])
-
-        assert_that(flow.main, candidates_are, label="Main")
-        dead = (flow.dead_letters | "FlattenDead" >> beam.Flatten(pipeline=p)
-                | beam.FlatMap(lambda b: [(d["source_row"], d["reason_class"]) for d in b.to_pylist()]))
-        assert_that(dead, equal_to([(10, "empty_value")]), label="Dead")
-        counts = (flow.counts | "FlattenCounts" >> beam.Flatten(pipeline=p) | beam.CombineGlobally(SumCounts()))
-        assert_that(counts, equal_to([{"rows_documented": 3, "candidate_documents": 6, "dead_letters": 1,
-                                       "dead_letters.layout.empty_value": 1}]), label="Counts")
-
-
 def test_a_modality_dead_letter_advises_what_fits_the_run():
     """Without --modalities it suggests the option; with it, it says the option decided; on line 1 it also
-    suggests --header (a header row is the usual cause there)."""
+    suggests --header yes (a header row the header detection missed is the usual cause there)."""
     rows = pa.RecordBatch.from_pydict({"f0": ["image", "b.jpg"], "f1": ["label", "x"],
                                        "source_file": ["f.csv", "f.csv"], "source_row": [1, 2]})
     detected = apply_layout(rows, LayoutSpec("labeled", ("image",)))[1]
     forced = apply_layout(rows, LayoutSpec("labeled", ("image",), modalities_forced=True))[1]
     assert [d.source_row for d in detected] == [1]
-    assert "pass --modalities" in detected[0].reason and "pass --header" in detected[0].reason
+    assert "pass --modalities" in detected[0].reason and "pass --header yes" in detected[0].reason
     assert "--modalities says column 1 holds image" in forced[0].reason and "pass --modalities" not in forced[0].reason

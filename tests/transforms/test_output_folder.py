@@ -2,12 +2,14 @@
 and again at the commit, so user files survive and two runs on one new folder cannot both publish."""
 import subprocess
 import sys
+import uuid
 
 import pytest
 
 from conftest import ROOT, run_prepare, write_csv
 from schemas.options import ConfigError
 from transforms.output_folder import OutputTaken, check_replaceable, foreign_entries
+from transforms.storage import filesystem, join_url
 
 LABELED = "a,x\nb,y\nc,x\n"
 
@@ -43,6 +45,27 @@ def test_files_not_listed_by_the_manifest_are_foreign_even_inside_our_folders(tm
     assert foreign_entries(str(out)) == ["README.txt", "documents/notes.txt"]
     with pytest.raises(ConfigError, match="documents/notes.txt"):
         check_replaceable(str(out), overwrite=True)
+
+
+def test_on_object_stores_the_files_of_versions_are_ours_and_nothing_else_there():
+    out = f"memory://output-folder-{uuid.uuid4().hex}/out"
+    fs, path = filesystem(out)
+    ours = ["versions/R1/manifest.json", "versions/R1/documents/b00000-0000.parquet",
+            "versions/R2/dead_letters/empty.parquet", "_staging-R2/spill/all/x.arrow"]
+    foreign = ["versions/notes.txt", "versions/R1/notes.txt", "versions/R1/documents/deeper/x.parquet",
+               "versions/R1/images/b00000-0000.parquet"]
+    for name in ours + foreign:
+        fs.pipe(join_url(path, name), b"x")
+    try:
+        assert foreign_entries(out) == sorted(foreign)
+    finally:
+        fs.rm(path, recursive=True)
+
+
+def test_a_local_output_has_no_versions(tmp_path):
+    (tmp_path / "out" / "versions" / "R1").mkdir(parents=True)
+    (tmp_path / "out" / "versions" / "R1" / "manifest.json").write_text("{}")
+    assert foreign_entries(str(tmp_path / "out")) == ["versions/R1/manifest.json"]
 
 
 def test_a_user_file_under_output_stops_the_run_and_survives(tmp_path):

@@ -3,13 +3,27 @@ import json
 import os
 import socket
 
-from transforms.staging import OWNER, claim, remove_dead_stagings, staging_url
+from transforms.staging import OWNER, claim, remove_dead_stagings, shards_url, staged_runs, staging_url
 
 
 def test_local_staging_is_a_hidden_sibling_and_object_store_staging_a_prefix():
     assert staging_url("/data/out", "R1") == "/data/.out.staging-R1"
     assert staging_url("/data/out/", "R1") == "/data/.out.staging-R1"
     assert staging_url("gs://bucket/datasets/out", "R1") == "gs://bucket/datasets/out/_staging-R1"
+
+
+def test_shards_go_to_the_staging_folder_on_local_disks_and_to_the_run_s_version_on_object_stores():
+    assert shards_url("/data/out", "R1") == "/data/.out.staging-R1"
+    assert shards_url("gs://bucket/datasets/out/", "R1") == "gs://bucket/datasets/out/versions/R1"
+
+
+def test_staged_runs_are_the_run_ids_of_the_claimed_staging_folders(tmp_path):
+    out = str(tmp_path / "out")
+    for run_id in ("R1", "R2"):
+        claim(staging_url(out, run_id))
+    (tmp_path / ".out.staging-R3" / "progress").mkdir(parents=True)  # written after its run's clean-up
+    assert staged_runs(out) == {"R1", "R2"}
+    assert staged_runs("memory://no-such-bucket-here/out") == set()
 
 
 def test_claim_names_this_process(tmp_path):

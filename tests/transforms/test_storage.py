@@ -5,7 +5,7 @@ import fsspec
 import pyarrow as pa
 import pytest
 
-from transforms.storage import filesystem, join_url, read_arrow, write_arrow, write_bytes
+from transforms.storage import filesystem, join_url, read_arrow, read_manifest, write_arrow, write_bytes
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -44,6 +44,21 @@ def test_write_bytes_replaces_an_existing_file(base):
     write_bytes(b"second", url)
     with fsspec.open(url, "rb") as handle:
         assert handle.read() == b"second"
+
+
+def test_an_exclusive_write_never_replaces_a_file(base):
+    url = join_url(base, "manifest.json")
+    write_bytes(b"first", url, exclusive=True)
+    with pytest.raises(FileExistsError):
+        write_bytes(b"second", url, exclusive=True)
+    with fsspec.open(url, "rb") as handle:
+        assert handle.read() == b"first"
+
+
+def test_read_manifest_is_none_without_one_and_the_json_with_one(base):
+    assert read_manifest(base) is None
+    write_bytes(b'{"run_id": "R1"}', join_url(base, "manifest.json"))
+    assert read_manifest(base) == {"run_id": "R1"}
 
 
 def test_write_arrow_then_read_arrow_round_trip(base):

@@ -1,16 +1,33 @@
-"""Decode images and meshes in a child process with a time limit per file, so that a file which hangs or
-crashes its decoder becomes a dead letter instead of a stuck or dead worker.
+"""Decode images and meshes in a child process with a time limit and a memory cap per file, so that a file
+which hangs, crashes its decoder or needs more memory than a decoder may have becomes a dead letter instead
+of a stuck, dead or swapping worker.
 
 Each thread that decodes gets one child (`python -m transforms.media.decode_sandbox`), started on first use and
 kept for later files. The parent sends one file at a time and waits at most --decode-timeout seconds for
 the answer: past that the child is killed (reason_class `decode_timeout`); a child that dies on a file
 (a segfault, the OOM killer) gives `decode_crashed`. Either way the next file starts a fresh child. With
---decode-timeout 0 files are decoded in the worker itself, unguarded.
-Messages on the pipes are an 8-byte length and a pickle: (function name, args) in, ("ok"|"error", value) out.
+--decode-timeout 0 files are decoded in the worker itself, unguarded: no time limit and no memory cap.
+
+The memory cap (--decode-memory; default_decode_memory() when not given; 0: none) is the child's
+RLIMIT_DATA, set once its imports are done (they count against it). Measured on a fresh child (numpy,
+Pillow, trimesh, scipy and simplejpeg imported; Linux 6.18, 2 cores): VmData 170 MiB, VmSize 510 MiB,
+VmPeak 566 MiB, resident 139 MiB. RLIMIT_AS would count all of VmSize, which includes 150 MiB of shared
+library code and 127 MiB of address space reserved but never written (glibc's 64 MiB malloc arena per
+thread, PROT_NONE), amounts that grow with the machine, not with the file. RLIMIT_DATA (Linux 4.7 and later,
+unless booted with ignore_rlimit_data) counts private writable memory only: the heap, numpy's and Pillow's
+buffers, thread stacks, which is what a hostile file inflates. Past it an allocation fails (the kernel kills
+nothing): MemoryError in Python, numpy and Pillow, or Pillow's "out of memory" codec status; the child
+answers `decode_memory` and exits, and the next file gets a fresh child. The child runs OpenBLAS on one
+thread: numpy's and scipy's OpenBLAS otherwise each start a thread per core, with its own buffer (+41 MiB of
+VmData per thread; 250 MiB on 2 cores).
+Messages on the pipes are an 8-byte length and a pickle: (function name, args) in, (status, value) out,
+status "ok", "error" or "memory".
 """
 import atexit
+import functools
 import os
 import pickle
+import resource
 import select
 import signal
 import struct
@@ -26,9 +43,9 @@ from schemas.options import MediaOptions
 from transforms.media.images import DecodedImage
 from transforms.media.images import decode_image as _decode_image
 from transforms.media.errors import MediaError
-from transforms.media.meshes import point_cloud as _point_cloud
 
 START_SECONDS = 120.0  # a child's imports (numpy, Pillow, trimesh) on a loaded machine; not a file's time
+MIN_CAP, MAX_CAP = 1 << 30, 4 << 30  # the range of the default --decode-memory
 _SAME_BYTES = "same"  # an image answer whose blob is the bytes sent: not sent back
 _LENGTH = struct.Struct("<Q")
 _local = threading.local()
@@ -36,36 +53,68 @@ _children: set = set()
 
 
 def decode_image(data: bytes, options: MediaOptions) -> DecodedImage | MediaError:
-    """Image bytes -> DecodedImage or MediaError (images.decode_image under the time limit)."""
+    """Image bytes -> DecodedImage or MediaError (images.decode_image under the time limit and memory cap)."""
     if not options.decode_timeout:
         try:
             return _decode_image(data, options)
         except MediaError as error:
             return error
-    answer = _sandbox().call("image", (data, options), options.decode_timeout, "image")
+    answer = _sandbox().call("image", (data, options), options, "image")
     if isinstance(answer, DecodedImage) and isinstance(answer.blob, str):  # _SAME_BYTES
         return DecodedImage(data, answer.mime_type, answer.width, answer.height)
     return answer
 
 
 def point_cloud(data: bytes, file_type: str, uri: str, options: MediaOptions) -> np.ndarray | MediaError:
-    """A mesh file -> a (count, 3) float32 cloud or a MediaError (meshes.point_cloud under the time limit)."""
+    """A mesh file -> a (count, 3) float32 cloud or a MediaError (meshes.point_cloud under the time limit and
+    memory cap)."""
     count = options.point_cloud_size
     if not options.decode_timeout:
-        return _point_cloud(data, file_type, uri, count)
-    return _sandbox().call("mesh", (data, file_type, uri, count), options.decode_timeout, file_type + " mesh")
+        return _mesh_point_cloud(data, file_type, uri, count)
+    return _sandbox().call("mesh", (data, file_type, uri, count), options, file_type + " mesh")
+
+
+@functools.cache
+def default_decode_memory() -> int:
+    """The memory cap of each decoder child when --decode-memory is not given, in bytes: half of this machine's
+    memory (or of its cgroup's limit, when lower; the other half is the worker's) shared by the decoders that
+    can run at once (one per core: load_media's decoding threads), within MIN_CAP and MAX_CAP."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):  # cgroup v2, v1
+        try:
+            with open(limit) as file:
+                text = file.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():  # v2 writes "max" when there is no limit
+            total = min(total, int(text))
+    return min(max(total // 2 // (os.cpu_count() or 1), MIN_CAP), MAX_CAP)
+
+
+def memory_cap(options: MediaOptions) -> int:
+    """The memory cap in bytes of a decoder child for these options (0: none)."""
+    return default_decode_memory() if options.decode_memory is None else options.decode_memory
+
+
+def _size(size: int) -> str:
+    """Bytes -> '300 MiB', '1.5 GiB'."""
+    unit, name = (1 << 30, "GiB") if size >= 1 << 30 else (1 << 20, "MiB")
+    return f"{round(size / unit, 1):g} {name}"
 
 
 class _Sandbox:
-    """One child process and the pipes to it; restarted after a timeout or a crash."""
+    """One child process and the pipes to it; restarted after a timeout, a crash or running out of memory, and
+    when the memory cap asked for changes."""
 
     def __init__(self):
         self._child: Optional[subprocess.Popen] = None
+        self._cap = 0
 
-    def call(self, function: str, args: tuple, timeout: float, what: str):
-        """function(*args) in the child -> its result or MediaError (never raises for the file's sake)."""
+    def call(self, function: str, args: tuple, options: MediaOptions, what: str):
+        """function(*args) in a child capped at memory_cap(options) -> its result or MediaError (never raises
+        for the file's sake)."""
         for _ in range(2):
-            child = self._started()
+            child = self._started(memory_cap(options))
             try:
                 _send(child.stdin, (function, args))
                 break
@@ -74,7 +123,7 @@ class _Sandbox:
         else:
             return MediaError("decode_crashed", "the decoder process could not be started or fed this file.")
         try:
-            answer = _receive(child.stdout, time.monotonic() + timeout)
+            answer = _receive(child.stdout, time.monotonic() + options.decode_timeout)
         except EOFError:  # the child closed its end: it is dying
             code = child.wait()
             self._stop()
@@ -83,19 +132,24 @@ class _Sandbox:
         if answer is None:
             self._stop()
             return MediaError("decode_timeout", f"decoding this {what} took longer than --decode-timeout "
-                                                f"{timeout:g}s and was stopped; the file is pathological or "
-                                                "very large: raise --decode-timeout to give it longer.")
+                                                f"{options.decode_timeout:g}s and was stopped; the file is "
+                                                "pathological or very large: raise --decode-timeout to give it longer.")
         status, value = answer
+        if status == "memory":  # the child exits after this answer
+            self._stop()
+            return MediaError("decode_memory", _memory_reason(what, self._cap))
         return value if status == "ok" else MediaError("decode_error", value)
 
-    def _started(self) -> subprocess.Popen:
-        if self._child is None or self._child.poll() is not None:
+    def _started(self, cap: int) -> subprocess.Popen:
+        if self._child is None or self._child.poll() is not None or cap != self._cap:
             self._stop()
             root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-            self._child = subprocess.Popen([sys.executable, "-m", "transforms.media.decode_sandbox", str(os.getpid())],
-                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                           env=env, close_fds=True)
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+                       OPENBLAS_NUM_THREADS="1")  # see the module docstring
+            self._child = subprocess.Popen([sys.executable, "-m", "transforms.media.decode_sandbox", str(os.getpid()),
+                                            str(cap)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=subprocess.DEVNULL, env=env, close_fds=True)
+            self._cap = cap
             _children.add(self._child)
             try:
                 ready = _receive(self._child.stdout, time.monotonic() + START_SECONDS)
@@ -103,8 +157,9 @@ class _Sandbox:
                 ready = None
             if ready != ("ok", "ready"):
                 self._stop()
-                raise RuntimeError("the decode sandbox process did not start; run "
-                                   "`python -m transforms.media.decode_sandbox` to see why, or pass --decode-timeout 0")
+                why = ready[1] if ready and ready[0] == "error" else (
+                    "run `python -m transforms.media.decode_sandbox` to see why, or pass --decode-timeout 0")
+                raise RuntimeError(f"the decode sandbox process did not start; {why}")
         return self._child
 
     def _stop(self) -> None:
@@ -118,6 +173,15 @@ class _Sandbox:
                     pipe.close()
                 except OSError:
                     pass
+
+
+def _memory_reason(what: str, cap: int) -> str:
+    """The reason of a `decode_memory` dead letter for a file of kind `what` in a child capped at `cap` bytes."""
+    if not cap:
+        return (f"the decoder ran out of memory on this {what}, with no --decode-memory cap: the machine's memory "
+                "ran out; the file is pathological or very large.")
+    return (f"decoding this {what} needs more memory than a decoder may take (--decode-memory {_size(cap)}) "
+            "and was stopped; the file is pathological or very large: raise --decode-memory to allow more.")
 
 
 def _sandbox() -> _Sandbox:
@@ -137,7 +201,8 @@ def _exit(code: int) -> str:
 
 def _send(pipe, message) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    pipe.write(_LENGTH.pack(len(data)) + data)
+    pipe.write(_LENGTH.pack(len(data)))
+    pipe.write(data)
     pipe.flush()
 
 
@@ -178,8 +243,15 @@ def _image(data: bytes, options: MediaOptions):
     return result
 
 
+def _mesh_point_cloud(data: bytes, file_type: str, uri: str, count: int):
+    """meshes.point_cloud, imported on first use: trimesh (and scipy) load only in runs that have meshes."""
+    from transforms.media.meshes import point_cloud
+
+    return point_cloud(data, file_type, uri, count)
+
+
 def _mesh(data: bytes, file_type: str, uri: str, count: int):
-    result = _point_cloud(data, file_type, uri, count)
+    result = _mesh_point_cloud(data, file_type, uri, count)
     if isinstance(result, MediaError):
         raise result
     return result
@@ -195,24 +267,47 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _serve(parent: int) -> None:
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+def _serve(parent: int, cap: int) -> None:
+    """Answer the parent's requests on stdin/stdout, with at most `cap` bytes of private memory (0: no cap),
+    until stdin closes or a request runs out of memory."""
     reader, writer = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a library's print must not corrupt the answers
+    if cap:
+        at_start = _data_bytes()
+        if at_start >= cap:
+            _send(writer, ("error", f"a decoder takes {_size(at_start)} when it starts, which --decode-memory "
+                                    f"{_size(cap)} does not leave room for; raise --decode-memory."))
+            return
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     _send(writer, ("ok", "ready"))
     while True:
         header = reader.read(_LENGTH.size)
         if len(header) < _LENGTH.size:
             return
-        function, args = pickle.loads(reader.read(_LENGTH.unpack(header)[0]))
         try:
+            function, args = pickle.loads(reader.read(_LENGTH.unpack(header)[0]))
             answer = ("ok", _FUNCTIONS[function](*args))
+        except MemoryError:
+            answer = ("memory", None)
         except MediaError as error:
             answer = ("ok", error)
         except Exception as error:  # a decoder bug: this file's dead letter, not the child's end
             answer = ("error", f"decoding failed unexpectedly ({type(error).__name__}: {str(error)[:200]}).")
-        _send(writer, answer)
+        try:
+            _send(writer, answer)
+        except MemoryError:  # no room to pickle the answer (a large re-encoded image): nothing was written yet
+            answer = ("memory", None)
+            _send(writer, answer)
+        if answer[0] == "memory":
+            return  # a MemoryError can leave a library in a bad state: the parent starts a fresh child
+
+
+def _data_bytes() -> int:
+    """This process's private writable memory (VmData), which RLIMIT_DATA caps, in bytes."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmData:"))
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid())
+    _serve(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid(), int(sys.argv[2]) if len(sys.argv) > 2 else 0)

@@ -7,6 +7,7 @@ become training data raises MediaError with one of these reason classes:
   truncated           the header reads, but decoding the pixels fails (truncated or corrupt data); for JPEGs also
                       libjpeg's "premature end of data" warning, which Pillow decodes past (filling grey)
   decompression_bomb  width * height is above MediaOptions.max_image_pixels (checked before any pixel is decoded)
+Running out of memory raises MemoryError, whatever the library raised (decode_sandbox makes it `decode_memory`).
 """
 import dataclasses
 import functools
@@ -26,6 +27,7 @@ _OUTPUT_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 _ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 _DEEP_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _ORIENTATION = 0x0112
+_BAND_PIXELS = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +68,7 @@ def decode_image(data: bytes, options: MediaOptions) -> DecodedImage:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:  # a GIF frame beyond its canvas
             raise _pillow_bomb(error, options.max_image_pixels) from None
         except Exception as error:  # Pillow's decoders raise many types; any of them makes a dead letter
+            _reraise_memory(error)
             raise MediaError("truncated", f"the file is truncated or corrupt: Pillow stopped decoding its "
                                           f"pixels ({_short(error)}).") from None
         width, height = _swap(header_size, turned)
@@ -80,6 +83,7 @@ def decode_image(data: bytes, options: MediaOptions) -> DecodedImage:
                 out = out.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
             blob = _encode(out, fmt, options.image_quality)
         except Exception as error:
+            _reraise_memory(error)
             raise MediaError("image_unreadable", f"Pillow could not convert the {img.format} image "
                                                  f"({img.mode}) to {fmt}: {_short(error)}.") from None
         return DecodedImage(blob, Image.MIME[fmt], out.width, out.height)
@@ -121,6 +125,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise MediaError("image_unreadable", f"the file is in {fmt} format, not a web image format "
                                              "(JPEG, PNG, GIF, WebP, TIFF, BMP, ...); convert it first.") from None
     except Exception as error:  # e.g. ValueError("Unable to seek to frame") from a broken TIFF
+        _reraise_memory(error)
         raise MediaError("image_unreadable", f"Pillow cannot read the image header: {_short(error)}.") from None
 
 
@@ -162,6 +167,15 @@ def _pillow_bomb(error: Exception, limit: int) -> MediaError:
                                             "--max-image-pixels cannot raise.")
 
 
+def _reraise_memory(error: Exception) -> None:
+    """Raise MemoryError when `error` is running out of memory: a MemoryError, or Pillow's codec status
+    "out of memory" (an OSError)."""
+    if isinstance(error, MemoryError):
+        raise error
+    if isinstance(error, OSError) and str(error).startswith("out of memory"):
+        raise MemoryError(str(error)) from error
+
+
 def _short(error: Exception) -> str:
     return (str(error) or type(error).__name__)[:200]
 
@@ -197,15 +211,27 @@ def _target_size(size: tuple[int, int], options: MediaOptions) -> Optional[tuple
 
 
 def _normalize(img: Image.Image) -> Image.Image:
-    """Any Pillow mode -> L, LA, RGB or RGBA with 8 bits per channel and alpha as a channel; no metadata."""
-    if img.mode in _DEEP_MODES:  # Pillow's own conversion clips 16-bit values at 255: scale them instead
-        values = np.clip(np.asarray(img, dtype=np.float64), 0, 65535) / 257
-        img = Image.fromarray(np.rint(values).astype(np.uint8))
+    """Any Pillow mode -> L, LA, RGB or RGBA with 8 bits per channel and alpha as a channel; no metadata.
+    May return `img` itself (its info emptied)."""
+    if img.mode in _DEEP_MODES:
+        img = _eight_bit(img)
     grey = img.mode in ("1", "L", "LA", "La")
     mode = ("L" if grey else "RGB") + ("A" if img.has_transparency_data else "")
-    out = img.convert(mode) if img.mode != mode else img.copy()
+    out = img.convert(mode) if img.mode != mode else img
     out.info = {}  # no EXIF, ICC, text or timestamps in the output: same input, same bytes
     return out
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit or float grey image -> L, each value v as round(v / 257) clipped to 0..255 (Pillow's own
+    conversion clips 16-bit values at 255). Converted a band of _BAND_PIXELS at a time: float64 copies of a whole
+    88-megapixel image would take 700 MB each."""
+    out = np.empty((img.height, img.width), np.uint8)
+    rows = max(1, _BAND_PIXELS // img.width)
+    for top in range(0, img.height, rows):
+        band = np.asarray(img.crop((0, top, img.width, min(top + rows, img.height))), dtype=np.float64)
+        out[top:top + rows] = np.rint(np.clip(band, 0, 65535) / 257)
+    return Image.fromarray(out)
 
 
 def _encode(img: Image.Image, fmt: str, quality: int) -> bytes:

@@ -28,11 +28,12 @@ _PLY_UV = (("texture_u", "texture_v"), ("u", "v"), ("s", "t"))  # vertex texture
 
 
 def read_mesh(data: bytes, file_type: str) -> Optional[Mesh]:
-    """File bytes and extension -> (vertices, triangles) as trimesh would load them, or None: let trimesh read it."""
+    """File bytes and extension -> (vertices, triangles) as trimesh would load them, or None: let trimesh read it.
+    Running out of memory raises MemoryError, as it does on trimesh's path (meshes.load_geometry)."""
     reader = _READERS.get(file_type)
     try:
         mesh = reader(data) if reader else None
-    except (ValueError, IndexError, KeyError, TypeError, OverflowError, MemoryError):
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError):
         return None  # malformed in a way the checks did not foresee: trimesh's error message is the better one
     if mesh is None:
         return None
@@ -89,9 +90,10 @@ def _plain(data: bytes) -> bool:
 
 def _numbers(text: bytes, count: int, dtype=np.float64) -> Optional[np.ndarray]:
     """Whitespace-separated numbers parsed by np.fromstring (trimesh's parser) -> (count,) array, or None when
-    the text holds another number of them."""
+    the text holds another number of them or ends in a lone sign, which np.fromstring reads as the integer 0
+    where int() fails (a lone sign before a number joins it: a number short)."""
     values = np.fromstring(text, dtype=dtype, sep=" ") if count else np.zeros(0, dtype)
-    return values if len(values) == count else None
+    return values if len(values) == count and text.rstrip()[-1:] not in (b"+", b"-") else None
 
 
 def triangles(flat: np.ndarray, lengths: np.ndarray, grouped: bool) -> np.ndarray:
@@ -132,8 +134,8 @@ def read_stl(data: bytes) -> Optional[Mesh]:
     vertex_lines = filled[lines.starts_with(filled, (b"vertex ",)) == 0]
     if (lines.tokens[vertex_lines] != 4).any() or solid.count(b"vertex") != len(vertex_lines):
         return None  # trimesh reads what follows each "vertex" up to the line's end: 3 numbers on its line
-    if not len(vertex_lines) or len(vertex_lines) % 3:
-        return None
+    if not len(vertex_lines) or len(vertex_lines) % 3 or solid.rfind(b"\n") < solid.rfind(b"vertex"):
+        return None  # trimesh drops the last byte of a last vertex line that runs into "endsolid"
     keep = np.zeros(len(lines.tokens), bool)
     keep[vertex_lines] = True
     blank = np.zeros(len(lines.bytes), bool)

@@ -4,9 +4,11 @@ Plain OFF, OBJ, PLY and STL files are read by the vectorized readers of mesh_rea
 trimesh's vertices and triangles; every other file (glTF/GLB, anything those readers do not fully
 understand) is loaded with trimesh.
 
-Sampling is vectorized per mesh (triangle areas and points in a few numpy calls over all its faces); each
+Sampling is vectorized per mesh (triangle areas FACE_BLOCK faces at a time, so that a mesh of millions of
+triangles takes 8 bytes per face beyond its arrays, not a hundred; points in a few numpy calls); each
 mesh draws from its own `np.random.default_rng(seed)`, seeded from its URI, so a cloud is bit-identical on
-every run and runner. Every file that cannot become a cloud is a MediaError.
+every run and runner. Every file that cannot become a cloud is a MediaError; running out of memory raises
+MemoryError (decode_sandbox makes it `decode_memory`).
 """
 import dataclasses
 import hashlib
@@ -25,6 +27,7 @@ from transforms.media.mesh_readers import read_mesh
 
 MESH_TYPES = MESH_EXTENSIONS
 TEXT_MESH_TYPES = ("obj", "off", "gltf")
+FACE_BLOCK = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +74,8 @@ def load_geometry(data: bytes, file_type: str, fast: bool = True) -> Geometry:
                 vertices = trimesh.transform_points(np.asarray(part.vertices, np.float64), transform)
                 faces = np.asarray(part.faces, np.int64) if isinstance(part, trimesh.Trimesh) else None
                 parts.append((vertices, faces))
+    except MemoryError:
+        raise
     except Exception as error:  # trimesh raises anything from IndexError to struct.error on bad bytes
         raise MediaError("mesh_unreadable", _unreadable_reason(data, file_type, error)) from None
     meshes = [(v, f) for v, f in parts if f is not None and len(f)]
@@ -88,14 +93,20 @@ def load_geometry(data: bytes, file_type: str, fast: bool = True) -> Geometry:
 
 def _mesh_geometry(meshes: list[tuple[np.ndarray, np.ndarray]]) -> Geometry:
     """Meshes [(vertices (n_i, 3), faces (m_i, 3))] -> one Geometry without faces on non-finite vertices."""
-    offsets = np.cumsum([0] + [len(v) for v, _ in meshes[:-1]])
-    vertices = np.concatenate([v for v, _ in meshes])
-    faces = np.concatenate([f + offset for (_, f), offset in zip(meshes, offsets)])
-    outside = faces[(faces < 0) | (faces >= len(vertices))]
-    if len(outside):
+    if len(meshes) == 1:
+        vertices, faces = meshes[0]
+    else:
+        offsets = np.cumsum([0] + [len(v) for v, _ in meshes[:-1]])
+        vertices = np.concatenate([v for v, _ in meshes])
+        faces = np.concatenate([f + offset for (_, f), offset in zip(meshes, offsets)])
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        outside = faces[(faces < 0) | (faces >= len(vertices))]
         raise MediaError("mesh_unreadable", f"a face refers to vertex {outside[0]}, but the file has vertices 0 to "
                                             f"{len(vertices) - 1} only; it is corrupt.")
-    keep = np.isfinite(vertices).all(axis=1)[faces].all(axis=1)
+    finite = np.isfinite(vertices).all(axis=1)
+    if finite.all():
+        return Geometry(vertices=vertices, faces=faces)
+    keep = finite[faces].all(axis=1)
     if not keep.any():
         raise MediaError("mesh_degenerate", f"all {len(faces)} faces have non-finite (NaN or infinite) vertices.")
     return Geometry(vertices=vertices, faces=faces[keep], dropped_faces=int(len(faces) - keep.sum()))
@@ -176,11 +187,25 @@ def sample_point_cloud(geometry: Geometry, seed: int, count: int) -> np.ndarray 
 
     Mesh points are uniform over the surface (a face picked by area, then uniform barycentric coordinates,
     all draws vectorized); point-only files give `count` of their points (with replacement only when they
-    have fewer). The draws come from default_rng(seed), so a mesh gives the same points on every run."""
-    rng = np.random.default_rng(seed)
+    have fewer). The draws come from default_rng(seed), so a mesh gives the same points on every run.
+    Coordinates beyond float32's range (finite as float64) are a MediaError too: the cloud would hold inf."""
+    with np.errstate(over="ignore"):  # checked just below
+        cloud = _draw_cloud(geometry, np.random.default_rng(seed), count)
+    if isinstance(cloud, np.ndarray) and not np.isfinite(cloud).all():
+        return MediaError("mesh_degenerate", "the mesh's coordinates are beyond float32's range (about 3.4e38), "
+                                             "so its points cannot be stored; rescale it.")
+    return cloud
+
+
+def _draw_cloud(geometry: Geometry, rng: np.random.Generator, count: int) -> np.ndarray | MediaError:
+    """sample_point_cloud's draws, before the float32 range check."""
     if geometry.faces is None:
         return _sample_points(geometry.points, rng, count)
-    cumulative = np.cumsum(_twice_areas(geometry.vertices, geometry.faces))
+    cumulative = np.empty(len(geometry.faces))
+    for start in range(0, len(cumulative), FACE_BLOCK):
+        block = slice(start, start + FACE_BLOCK)
+        cumulative[block] = _twice_areas(geometry.vertices, geometry.faces[block])
+    np.cumsum(cumulative, out=cumulative)  # a running sum, in order: the same bits as on a copy
     total = cumulative[-1] if len(cumulative) else 0.0
     if not (np.isfinite(total) and total > 0):
         return MediaError("mesh_degenerate", f"the mesh's {len(geometry.faces)} faces have a total area of "

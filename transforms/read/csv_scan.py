@@ -14,6 +14,9 @@ from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
+UTF8_BOM = b"\xef\xbb\xbf"
+BLOCK_BYTES = 16 * 1024 * 1024
+
 NEWLINE, RETURN, QUOTE = 10, 13, 34
 COMPRESSED_MAGIC = {"gzip": rb"\x1f\x8b", "bzip2": rb"BZh[1-9]1AY&SY", "xz": rb"\xfd7zXZ\x00",
                     "zstd": rb"\x28\xb5\x2f\xfd", "zip": rb"PK\x03\x04"}
@@ -27,11 +30,13 @@ def compression_of(head: bytes) -> Optional[str]:
 @dataclasses.dataclass
 class Records:
     """Non-empty records of a buffer: byte spans (start inclusive, end exclusive, line end excluded),
-    the 0-based line index where each starts, and its number of fields; all arrays of shape (n,)."""
+    the 0-based line index where each starts and where it ends, and its number of fields; all arrays of
+    shape (n,)."""
 
     starts: np.ndarray
     ends: np.ndarray
     line_index: np.ndarray
+    last_line: np.ndarray
     fields: np.ndarray
     multiline: bool
     has_quotes: bool
@@ -40,13 +45,20 @@ class Records:
         return len(self.starts)
 
 
+def positions_of(a: np.ndarray, byte: int, block: int = BLOCK_BYTES) -> np.ndarray:
+    """Positions (m,) int64 where `a` holds `byte`, compared `block` bytes at a time so that no temporary
+    array is as large as `a` (a range may hold one record of hundreds of MiB)."""
+    found = [np.flatnonzero(a[i:i + block] == byte) + i for i in range(0, a.size, block)]
+    return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+
+
 def line_ends(a: np.ndarray, next_byte: Optional[int] = None) -> np.ndarray:
     """Positions (m,) int64 of line ends in `a`: every `\\n`, and every `\\r` not followed by `\\n`.
 
     next_byte: the byte after `a` (None at the end of the file), to judge a `\\r` in the last position.
     """
-    nl = np.flatnonzero(a == NEWLINE)
-    cr = np.flatnonzero(a == RETURN)
+    nl = positions_of(a, NEWLINE)
+    cr = positions_of(a, RETURN)
     if not cr.size:
         return nl
     following = np.empty(cr.size, dtype=np.int64)
@@ -89,7 +101,7 @@ def scan_records(buf: bytes, delimiter: str, quoting: bool = True) -> Optional[R
     a = np.frombuffer(buf, dtype=np.uint8)
     delim = ord(delimiter)
     ends_of_lines = line_ends(a)
-    quotes = np.flatnonzero(a == QUOTE) if quoting else np.empty(0, dtype=np.int64)
+    quotes = positions_of(a, QUOTE) if quoting else np.empty(0, dtype=np.int64)
     if quotes.size % 2 or not quotes_well_formed(a, quotes, 0, delim):
         return None
     record_ends = ends_of_lines[outside_quotes(quotes, 0, ends_of_lines)]
@@ -101,12 +113,13 @@ def scan_records(buf: bytes, delimiter: str, quoting: bool = True) -> Optional[R
     ends = ends - crlf
     keep = ends > starts
     starts, ends = starts[keep], ends[keep]
-    delims = np.flatnonzero(a == delim)
+    delims = positions_of(a, delim)
     delims = delims[outside_quotes(quotes, 0, delims)]
     fields = np.searchsorted(delims, ends) - np.searchsorted(delims, starts) + 1
     line_index = np.searchsorted(ends_of_lines, starts)
-    multiline = bool((np.searchsorted(ends_of_lines, ends) > line_index).any())
-    return Records(starts, ends, line_index, fields, multiline, bool(quotes.size))
+    last_line = np.searchsorted(ends_of_lines, ends)
+    multiline = bool((last_line > line_index).any())
+    return Records(starts, ends, line_index, last_line, fields, multiline, bool(quotes.size))
 
 
 @dataclasses.dataclass
@@ -130,13 +143,14 @@ def plan_splits(chunks: Iterable[bytes], size: int, range_bytes: int, delimiter:
     target = range_bytes
     offset, parity, lines_before, has_quotes = 0, 0, 0, False
     prev_byte = first_content = None  # first_content: no cut before it, so range 0 holds the first record (a header)
-    for a, next_byte in _with_next_byte(chunks):
+    for a, next_byte in _with_next_byte(_first_chunk_holding(chunks, len(UTF8_BOM))):
         if offset == 0 and compression_of(a[:10].tobytes()):
             return SplitPlan([0, size], [0], False, False)  # not CSV: read whole, to be one dead letter
-        if first_content is None:
-            content = np.flatnonzero((a != NEWLINE) & (a != RETURN))
-            first_content = offset + int(content[0]) if content.size else None
-        quotes = np.flatnonzero(a == QUOTE)
+        if first_content is None:  # a byte-order mark at byte 0 is not content: the parser drops it
+            lead = len(UTF8_BOM) if offset == 0 and a[:len(UTF8_BOM)].tobytes() == UTF8_BOM else 0
+            content = np.flatnonzero((a[lead:] != NEWLINE) & (a[lead:] != RETURN))
+            first_content = offset + lead + int(content[0]) if content.size else None
+        quotes = positions_of(a, QUOTE)
         has_quotes |= bool(quotes.size)
         if not quotes_well_formed(a, quotes, parity, delim, prev_byte, next_byte):
             return SplitPlan([0, size], [0], False, True)
@@ -159,6 +173,19 @@ def plan_splits(chunks: Iterable[bytes], size: int, range_bytes: int, delimiter:
         return SplitPlan([0, size], [0], False, True)
     boundaries.append(size)
     return SplitPlan(boundaries, line_index, True, has_quotes)
+
+
+def _first_chunk_holding(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """The same bytes, with the first chunk at least `size` bytes long (or the whole input if shorter)."""
+    chunks = iter(chunks)
+    first = b""
+    for chunk in chunks:
+        first += chunk
+        if len(first) >= size:
+            break
+    if first:
+        yield first
+    yield from chunks
 
 
 def _with_next_byte(chunks: Iterable[bytes]) -> Iterator[tuple]:

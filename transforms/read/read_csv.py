@@ -30,12 +30,12 @@ class _PlanRangesFn(beam.DoFn):
 
 
 class _ParseRangeFn(beam.DoFn):
-    def __init__(self, batch_rows: int, progress_folder: Optional[str]):
-        self._batch_rows = batch_rows
+    def __init__(self, tuning: ReadTuning, progress_folder: Optional[str]):
+        self._tuning = tuning
         self._progress_folder = progress_folder
 
     def process(self, rng: ByteRange) -> Iterator:
-        batches, dead, header = parse_range(read_range(rng), rng, self._batch_rows)
+        batches, dead, header = parse_range(read_range(rng), rng, self._tuning.batch_rows, self._tuning.max_record_bytes)
         good = sum(b.num_rows for b in batches)
         yield from step_outputs(batches, dead, count(
             STAGE, dead=dead, rows_read=good + len(dead), header_rows=header, bytes_read=rng.end - rng.start,
@@ -75,4 +75,4 @@ class ReadCsv(beam.PTransform):
                       | "PlanRanges" >> beam.ParDo(_PlanRangesFn(self._tuning.range_bytes))
                       | "SpreadRanges" >> _SpreadRanges())
             flow = flow.advance(ranges)
-        return apply_step(flow, "ParseRanges", _ParseRangeFn(self._tuning.batch_rows, self._progress_folder))
+        return apply_step(flow, "ParseRanges", _ParseRangeFn(self._tuning, self._progress_folder))

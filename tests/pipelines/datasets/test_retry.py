@@ -110,7 +110,12 @@ def test_write_retry_file_names_the_columns_when_the_header_is_gone(tmp_path):
 def test_rerun_command_with_default_options():
     command = rerun_command("/r/retry file.csv", {"delimiter": ",", "header": False}, manifest([]), "/d/out-retry")
     assert command == "finetune-etl prepare --input '/r/retry file.csv' --output /d/out-retry --layout labeled " \
-                      "--modalities text --dialect excel"
+                      "--modalities text --header no --dialect excel"
+
+
+def test_rerun_command_names_a_delimiter_no_dialect_has():
+    command = rerun_command("r.csv", {"delimiter": ";", "header": True}, manifest([]), "o")
+    assert command.endswith("--header yes --delimiter ';'")
 
 
 def test_rerun_command_repeats_the_options_that_change_documents():
@@ -122,7 +127,7 @@ def test_rerun_command_repeats_the_options_that_change_documents():
     assert args[:9] == ["finetune-etl", "prepare", "--input", "r.tsv", "--output", "o-retry", "--layout", "scores",
                         "--modalities"]
     rest = " ".join(args[9:])
-    for part in ("--header", "--dialect excel-tab", "--score-scale 5", "--format parquet", "--no-convert-to-blob",
+    for part in ("--header yes", "--dialect excel-tab", "--score-scale 5", "--format parquet", "--no-convert-to-blob",
                  "--allow-private-network", "--point-cloud-size 512", "--image-box 224x160",
                  "--allowed-roots /a,/b", "--decode-timeout 0"):
         assert part in rest, part

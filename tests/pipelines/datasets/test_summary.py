@@ -149,7 +149,8 @@ def test_summary_of_a_dataset_on_gcs(gcs, tmp_path, capsys):
     url = gcs.url("datasets/greetings")
     assert main(["prepare", "--input", str(source), "--output", url, "--is-labeled"]) == 0
     s = summary_json(capsys, url)
-    docs = pq.read_table(gcs.fs.open(f"{gcs.bucket}/datasets/greetings/documents/part-00000-of-00001.parquet", "rb"))
+    (shard,) = load_manifest(url)["shards"]["documents"]  # on object stores: in the run's version
+    docs = pq.read_table(gcs.fs.open(f"{gcs.bucket}/datasets/greetings/{shard['path']}", "rb"))
     assert s["url"] == url and s["documents"]["total"] == docs.num_rows == 3
     assert [(x["label"], x["documents"]) for x in s["labels"]["largest"]] == [("greeting", 2), ("french", 1)]
     assert s["dead_letters"]["by_stage"] == {"read": 1} and all(c["holds"] for c in s["checks"])

@@ -130,3 +130,40 @@ def test_a_file_that_does_not_fit_the_layout_becomes_dead_letters(tmp_path, pair
     assert [(d["source_file"].rsplit("/", 1)[-1], d["source_row"], d["reason_class"]) for d in dead] == [
         ("scores.csv", 1, "field_count"), ("scores.csv", 2, "field_count")]
     assert "row has 3 fields but this run's rows have 2" in dead[0]["reason"]
+
+
+@pytest.mark.parametrize("text,size", [("4096", 4096), ("64M", 64 << 20), ("2G", 2 << 30), ("1.5g", 3 << 29),
+                                       ("512KiB", 512 << 10), ("8kb", 8 << 10)])
+def test_sizes_take_units(text, size):
+    from pipelines.prepare.command_line import prepare_parser
+
+    args = prepare_parser().parse_args(["--max-record-bytes", text, "--decode-memory", text])
+    assert args.max_record_bytes == size and args.decode_memory == size
+
+
+def test_a_size_that_is_not_one_is_a_configuration_mistake(tmp_path, pairs_csv):
+    result = prepare("--input", pairs_csv, "--output", tmp_path / "out", "--range-bytes", "lots")
+    assert result.returncode == 2 and "'LOTS' is not a size; write e.g. 4096, 64M or 2G" in result.stderr
+
+
+def test_negative_progress_interval(tmp_path, pairs_csv):
+    line = assert_config_error(prepare("--input", pairs_csv, "--output", tmp_path / "out", "--progress-every", "-1"))
+    assert "--progress-every -1.0 must be 0" in line
+
+
+@pytest.mark.parametrize("flag,value", [("--dialect", "tsv"), ("--format", "csv"), ("--shard-rows", "many")])
+def test_a_bad_option_value_is_one_line_without_usage(tmp_path, pairs_csv, flag, value):
+    line = assert_config_error(prepare("--input", pairs_csv, "--output", tmp_path / "out", flag, value))
+    assert f"argument {flag}: invalid" in line and "`finetune-etl prepare --help` lists the options" in line
+
+
+def test_a_run_with_dead_letters_ends_with_their_count_and_the_command_that_lists_them(tmp_path):
+    data = tmp_path / "rows.csv"
+    data.write_text("a,x\nb\nc,y\nd,z,extra\n")
+    out = tmp_path / "out"
+    result = prepare("--input", data, "--is-labeled", "--output", out)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == f"finetune-etl: wrote 2 documents (labeled layout) to {out}"
+    assert lines[-1] == (f"finetune-etl: 2 dead letters (rows or media that could not be used, each with its "
+                         f"reason); list them with: finetune-etl errors {out}")

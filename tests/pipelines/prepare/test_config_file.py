@@ -40,8 +40,36 @@ def test_command_line_overrides_the_config(tmp_path):
                              "--format", "parquet", "--direct_num_workers=1"])
     assert args.input == ["other.csv"]
     assert args.format == "parquet"
-    assert args.is_labeled  # from the file, not overridden
+    assert args.output == "out/local/{date}"  # from the file, not overridden
     assert beam_args[-1] == "--direct_num_workers=1"
+
+
+def test_the_bundled_local_config_fixes_no_layout():
+    args, _ = parse(["--config", str(ROOT / "configs" / "local.yaml")])
+    assert args.layout == "auto" and not args.is_labeled
+
+
+@pytest.mark.parametrize("in_file,flags,layout", [
+    ({"is-labeled": True}, ["--layout", "pairs"], "pairs"),
+    ({"is-labeled": True}, ["--no-is-labeled"], "auto"),
+    ({"layout": "scores"}, ["--is-labeled"], "labeled"),
+    ({"layout": "scores"}, ["--layout=pairs"], "pairs"),
+    ({"is-labeled": True}, [], "labeled"),
+])
+def test_a_flag_overrides_the_configs_other_spelling_of_the_same_setting(tmp_path, in_file, flags, layout):
+    config = tmp_path / "job.yaml"
+    config.write_text(yaml.safe_dump({"input": ["a.csv"], "output": "out", **in_file}))
+    args, _ = parse(["--config", str(config), *flags])
+    csv, *_ = options_from_args(args)
+    assert csv.layout == layout
+
+
+def test_a_size_flag_overrides_the_configs_box(tmp_path):
+    config = tmp_path / "job.yaml"
+    config.write_text(yaml.safe_dump({"input": ["a.csv"], "output": "out", "image-box": "64x64"}))
+    args, _ = parse(["--config", str(config), "--image-size", "32"])
+    *_, media = options_from_args(args)
+    assert media.image_size == 32 and media.image_box is None
 
 
 def test_unknown_key_names_the_key(tmp_path):

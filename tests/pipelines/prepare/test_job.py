@@ -6,7 +6,7 @@ import os
 import pytest
 
 from conftest import write_csv
-from pipelines.prepare.inputs import InputPlan
+from pipelines.prepare.inputs import FileDecision, InputPlan
 from pipelines.prepare.job import (MEDIA_BYTES_PER_FILE, PrepareJob, check_output, new_run_id, plan_job,
                                    resolve_output)
 from schemas.inputs import Dialect, InputFile
@@ -23,7 +23,9 @@ def job(tmp_path, modalities=("text", "text"), sizes=(1000,), docarray=(), media
     """A PrepareJob made by hand (no file is read): CSV inputs of the given sizes, .docs inputs (url, size)."""
     files = tuple(InputFile(f"{tmp_path}/in-{i}.csv", size, Dialect(), "utf-8", False, len(modalities))
                   for i, size in enumerate(sizes))
-    plan = InputPlan(files, layout, modalities, tuple(docarray), estimated_rows)
+    decisions = tuple(FileDecision(f.url, "a,b", False, "no cell is a column name", False, layout, modalities,
+                                   "column 1 repeats like queries", False) for f in files)
+    plan = InputPlan(files, layout, modalities, tuple(docarray), estimated_rows, decisions)
     return PrepareJob(plan, CSVOptions(), OutputOptions(str(tmp_path / "out"), format=fmt),
                       ReadTuning(bucket_bytes=bucket_bytes), "run-1", media)
 
@@ -157,7 +159,8 @@ def test_manifest_fields(tmp_path):
     assert m["options"]["media"]["point_cloud_size"] == MediaOptions().point_cloud_size
     assert m["inputs"] == [
         {"url": f"{tmp_path}/in-0.csv", "size": 1000, "delimiter": ",", "skipinitialspace": False,
-         "encoding": "utf-8", "header": False, "fields": 2},
+         "encoding": "utf-8", "header": False, "fields": 2, "layout": "pairs", "modalities": ["text", "image"],
+         "why": {"header": "no cell is a column name", "layout": "column 1 repeats like queries"}},
         {"url": f"{tmp_path}/x.docs", "size": 7, "format": "docarray"},
     ]
     assert job(tmp_path, modalities=("text", "text")).manifest()["clip"] is False

@@ -1,24 +1,32 @@
 """transforms.media.decode_sandbox: images and meshes decoded in a child process give what the in-process
 decoders give; a file that hangs is stopped at --decode-timeout, one whose decoder dies is a dead letter,
-and the next file decodes in a fresh child; --decode-timeout 0 decodes without a child."""
+one that needs more memory than --decode-memory is stopped there, and the next file decodes in a fresh
+child; --decode-timeout 0 decodes without a child."""
 import io
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import ROOT
-from hostile.make_corpus import TRIANGLE_DATA_URI, node_chain_gltf
+from hostile.make_corpus import TRIANGLE_DATA_URI, fan_obj, node_chain_gltf, sixteen_bit_png
 from schemas.options import MediaOptions
 from transforms.media import decode_sandbox, images, meshes
 from transforms.media.errors import MediaError
 
 CUBE = ((ROOT / "examples" / "meshes" / "cube.off").read_bytes(), "off", "meshes/cube.off")
 SANDBOXED = MediaOptions(point_cloud_size=16, decode_timeout=30)
+CAP = 300 << 20
+CAPPED = MediaOptions(point_cloud_size=16, decode_timeout=30, decode_memory=CAP)
+FANS = (fan_obj(100_000, 40), "obj", "fans.obj")  # 8 MB: 4 million triangles, 700 MiB to load
 
 
 def jpeg(width: int = 40, height: int = 24) -> bytes:
@@ -34,14 +42,24 @@ def hanging_mesh() -> tuple[bytes, str, str]:
 
 
 def child_pids() -> set[int]:
-    """The pids of this process's children, as the kernel lists them under its threads."""
+    """The pids of this process's children, whichever of its threads started them: the processes whose
+    parent (in /proc/PID/stat) is this process. (/proc/self/task/*/children can miss a child for a moment
+    while the thread that started it exits and the child moves to another thread.)"""
     pids = set()
-    for task in Path("/proc/self/task").iterdir():
+    for entry in Path("/proc").iterdir():
         try:
-            pids.update(int(pid) for pid in (task / "children").read_text().split())
-        except OSError:  # a thread that ended meanwhile
-            pass
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:  # a process that ended meanwhile
+            continue
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+            pids.add(int(entry.name))
     return pids
+
+
+def data_limit(pid: int) -> str:
+    """A process's RLIMIT_DATA as /proc shows it: a number of bytes, or "unlimited"."""
+    limits = Path(f"/proc/{pid}/limits").read_text().splitlines()
+    return next(line for line in limits if line.startswith("Max data size")).split()[3]
 
 
 def in_new_thread(function, *args):
@@ -131,3 +149,68 @@ def test_a_new_thread_with_a_time_limit_does_start_a_child():
     before = child_pids()
     in_new_thread(clouds, [CUBE], SANDBOXED)
     assert child_pids() - before
+
+
+def test_a_mesh_over_the_memory_cap_is_decode_memory_and_the_next_file_decodes_in_a_new_child():
+    child, (refused, after) = meshes_in_a_new_child([FANS, CUBE], CAPPED)
+    assert isinstance(refused, MediaError) and refused.reason_class == "decode_memory"
+    assert "--decode-memory 300 MiB" in refused.reason
+    assert np.array_equal(after, meshes.point_cloud(*CUBE, 16))
+    assert child not in child_pids(), "the child that ran out of memory was kept"
+
+
+PEAK = """
+import resource, sys
+from schemas.options import MediaOptions
+from transforms.media import decode_sandbox
+path, file_type, cap = sys.argv[1:]
+data, options = open(path, "rb").read(), MediaOptions(image_size=64, decode_memory=int(cap))
+answer = (decode_sandbox.decode_image(data, options) if file_type == "png"
+          else decode_sandbox.point_cloud(data, file_type, path, options))
+print(getattr(answer, "reason_class", "decoded"), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
+@pytest.mark.parametrize("name", ["deep.png", "fans.obj"])
+def test_the_decoder_of_a_file_over_the_cap_stays_under_it(tmp_path, name):
+    """Issue 13's cases (uncapped, their decoder peaks at 420 MiB and 700 MiB resident). Run in a process of
+    its own, whose only child is the decoder: the peak resident memory of its children is that decoder's."""
+    path = tmp_path / name
+    path.write_bytes(sixteen_bit_png(9400) if name == "deep.png" else FANS[0])
+    done = subprocess.run([sys.executable, "-c", PEAK, str(path), name.split(".")[1], str(CAP)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    reason_class, peak = done.stdout.split()
+    assert reason_class == "decode_memory"
+    assert int(peak) < CAP, f"the decoder peaked at {int(peak) >> 20} MiB"
+
+
+@pytest.mark.parametrize("decode_memory, limit", [(None, str(decode_sandbox.default_decode_memory())),
+                                                  (0, "unlimited"), (CAP, str(CAP))])
+def test_the_child_runs_with_the_memory_cap_as_its_data_limit(decode_memory, limit):
+    def started_child():
+        before = child_pids()
+        clouds([CUBE], MediaOptions(point_cloud_size=16, decode_timeout=30, decode_memory=decode_memory))
+        (child,) = child_pids() - before
+        return child
+    assert data_limit(in_new_thread(started_child)) == limit
+
+
+def test_the_default_caps_leave_half_the_memory_to_the_worker():
+    """All decoders at their default cap together take at most half of the machine's memory, unless one
+    cap is already at its floor."""
+    meminfo = dict(line.split(":") for line in Path("/proc/meminfo").read_text().splitlines())
+    total = int(meminfo["MemTotal"].split()[0]) * 1024
+    cap = decode_sandbox.default_decode_memory()
+    assert decode_sandbox.MIN_CAP <= cap <= decode_sandbox.MAX_CAP
+    assert cap * os.cpu_count() <= total / 2 or cap == decode_sandbox.MIN_CAP
+
+
+def test_a_cap_too_small_for_a_decoder_to_start_says_so():
+    child = subprocess.Popen([sys.executable, "-m", "transforms.media.decode_sandbox", str(os.getpid()), str(1 << 20)],
+                             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    status, reason = decode_sandbox._receive(child.stdout, time.monotonic() + decode_sandbox.START_SECONDS)
+    assert status == "error" and "which --decode-memory 1 MiB does not leave room for" in reason
+    assert child.wait(timeout=30) == 0
+    child.stdin.close()
+    child.stdout.close()

@@ -210,6 +210,15 @@ def test_sixteen_bit_grey_png_is_scaled_not_clipped():
         assert abs(int(np.asarray(img.convert("L")).mean()) - 128) <= 1
 
 
+def test_sixteen_bit_values_are_scaled_alike_in_every_band_of_rows():
+    """A 16-bit image of more than one band (2.4 million pixels): each row scales as v / 257, rounded."""
+    values = (np.arange(1200, dtype=np.uint32)[:, None] * 53 + np.arange(2000)) % 65536
+    data = _png(values.astype(np.uint16))
+    img = _reopen(decode_image(data, MediaOptions(image_format="png")))
+    assert img.mode == "L" and img.size == (2000, 1200)
+    assert np.array_equal(np.asarray(img), (values + 128) // 257)
+
+
 def test_alpha_is_kept_for_png_and_webp_and_dropped_onto_white_for_jpeg(images):
     data = (images / "pil123p.png").read_bytes()  # palette with a transparent index
     with Image.open(images / "pil123p.png") as source:

@@ -188,6 +188,8 @@ def test_off_variants(data):
      b"endfacet\nendsolid b\n", "stl"),  # two solids: a scene
     (b"solid a\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0 vertex 1 0 0\nvertex 0 1 0\nendloop\nendfacet\n"
      b"endsolid a\n", "stl"),  # two corners on a line
+    (b"solid a\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\nvertex 0 1 12endsolid a\n",
+     "stl"),  # trimesh reads the last corner as 0 1 1
 ])
 def test_files_outside_the_fast_readers_are_left_to_trimesh(data, kind):
     assert read_mesh(data, kind) is None
@@ -213,6 +215,9 @@ def test_non_finite_vertices_drop_their_faces_as_before():
          "binary_little_endian", count=1), "ply"),  # a byte too many
     (b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 zero\n3 0 1 2\n", "off"),
     (b"v 0 0 0\nv 1 0 0\nv 0 1 0x1\nf 1 2 3\n", "obj"),
+    (b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 1 2 +\n", "off"),  # a lone sign: 0 to np.fromstring, an error to int()
+    (ply(np.zeros((3, 3)), b"0 0 0\n1 0 0\n0 1 0\n3 1 2 -\n", count=1), "ply"),
+    (b"v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nf 1 2 3 4\nf -1 -2 -\n", "obj"),
     (b"solid a\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\nvertex 0 1 q\nendloop\nendfacet\n"
      b"endsolid a\n", "stl"),
 ])

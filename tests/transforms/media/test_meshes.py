@@ -10,7 +10,7 @@ import trimesh
 from scipy.spatial import cKDTree
 
 from transforms.media.errors import MediaError
-from transforms.media.meshes import Geometry, load_geometry, mesh_seed, point_cloud, sample_point_cloud
+from transforms.media.meshes import FACE_BLOCK, Geometry, load_geometry, mesh_seed, point_cloud, sample_point_cloud
 from conftest import TEST_DATA
 
 MESHES = (TEST_DATA / "meshes").resolve()
@@ -124,6 +124,16 @@ def test_points_lie_on_the_surface_trimesh_loads(name):
     mesh = trimesh.load(MESHES / name, force="mesh")
     distance, _ = on_surface(mesh, cloud_of(*item(name)))
     assert distance.max() < 1e-5
+
+
+def test_faces_past_the_first_block_are_sampled_where_they_are():
+    """A mesh of more faces than meshes.FACE_BLOCK whose only area is in its last faces: all points are there."""
+    flat = [[0, 0, 0], [1, 0, 0], [2, 0, 0]]  # a zero-area triangle
+    raised = [[0, 0, 5], [1, 0, 5], [0, 1, 5]]
+    faces = np.zeros((FACE_BLOCK + 10, 3), np.int64) + [0, 1, 2]
+    faces[-10:] = [3, 4, 5]
+    cloud = sample_point_cloud(Geometry(vertices=np.array(flat + raised, np.float64), faces=faces), 1, 100)
+    assert (cloud[:, 2] == 5).all()
 
 
 def test_faces_are_picked_by_area():
@@ -247,3 +257,13 @@ def test_headers_declaring_more_than_the_file_holds_are_refused_quickly(data, fi
         error = cloud_of(data, file_type)
     assert isinstance(error, MediaError) and error.reason_class == "mesh_unreadable"
     assert "1000000000" in error.reason and "truncated" in error.reason
+
+
+@pytest.mark.parametrize("data,file_type", [
+    (b"v 1e39 0 0\nv 1e39 1 0\nv 1e39 0 1\nf 1 2 3\n", "obj"),  # a finite area, far from the origin
+    (b"OFF\n3 0 0\n1e300 0 0\n0 1 0\n0 0 1\n", "off"),
+])
+def test_coordinates_beyond_float32_are_degenerate_not_infinite_points(data, file_type):
+    result = point_cloud(data, file_type, "big." + file_type, 64)
+    assert isinstance(result, MediaError) and result.reason_class == "mesh_degenerate"
+    assert "beyond float32's range" in str(result)

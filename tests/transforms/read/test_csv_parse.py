@@ -20,9 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipelines
-from schemas.inputs import NAMED_DIALECTS, InputFile
+from schemas.inputs import NAMED_DIALECTS, ByteRange, InputFile
+from schemas.options import ReadTuning
 from schemas import modalities as modality
-from transforms.read.csv_parse import parse_range
+from transforms.read.csv_parse import RAW_PREFIX_BYTES, parse_range
 from transforms.layout import LayoutSpec, apply_layout
 from transforms.read.read_csv import plan_ranges, read_range
 
@@ -66,18 +67,21 @@ def expected_documents(records, layout: str, fields: int) -> tuple[collections.C
 
 
 def prepare_below_beam(data: bytes, dialect: str, fields: int, layout: str, range_bytes: int, batch_rows: int,
-                       header: bool = False):
-    """The read and layout stages on `data` without Beam -> (Counter of documents, dead letters, rows read, ranges)."""
+                       header: bool = False, max_record_bytes: int = ReadTuning.max_record_bytes,
+                       python_csv: bool = False):
+    """The read and layout stages on `data` without Beam -> (Counter of documents, dead letters, rows read, ranges).
+
+    python_csv: read the file as one range with Python's csv (what the planner does when quotes are not well formed)."""
     url = f"memory://csv-properties/{next(_counter)}.csv"
     with fsspec.open(url, "wb") as handle:
         handle.write(data)
     try:
         file = InputFile(url, len(data), NAMED_DIALECTS[dialect], "utf-8", header, fields)
-        ranges = plan_ranges(file, range_bytes)
+        ranges = [ByteRange(file, 0, len(data), python_csv=True)] if python_csv else plan_ranges(file, range_bytes)
         spec = LayoutSpec(layout, ("text",) * (1 if layout == "labeled" else fields))
         docs, dead, rows_read, headers = collections.Counter(), [], 0, 0
         for rng in ranges:
-            batches, read_dead, skipped = parse_range(read_range(rng), rng, batch_rows)
+            batches, read_dead, skipped = parse_range(read_range(rng), rng, batch_rows, max_record_bytes)
             headers += skipped
             dead += read_dead
             rows_read += len(read_dead)
@@ -191,3 +195,70 @@ def test_cli_split_file_gives_python_csv_documents(tmp_path, dialect, layout, fi
     assert len(dead_letters(out)) == expected_dead
     c = assert_reconciled(out)
     assert c["rows_read"] == len(records)
+
+
+def record_sizes(text: str, dialect: str) -> dict[int, int]:
+    """{line where each non-empty record starts: its size in bytes, its last line end excluded}, by Python's csv."""
+    lines = text.removeprefix("\ufeff").encode().splitlines(keepends=True)
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), dialect=dialect)
+    sizes, line_before = {}, 0
+    for record in reader:
+        if record:
+            span = lines[line_before:reader.line_num]
+            sizes[line_before + 1] = len(b"".join(span)) - (len(span[-1]) - len(span[-1].rstrip(b"\r\n")))
+        line_before = reader.line_num
+    return sizes
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.lists(CELL, min_size=2, max_size=2), min_size=1, max_size=12),
+       dialect=st.sampled_from(DIALECTS), limit=st.integers(1, 40), range_bytes=st.integers(1, 48),
+       python_csv=st.booleans())
+def test_records_over_the_limit_are_dead_letters_and_the_rest_is_read(rows, dialect, limit, range_bytes, python_csv):
+    """With any --max-record-bytes, each record longer than it (by Python csv's record boundaries) is one
+    record_too_large dead letter at its line, and every other record is read as without a limit, on the
+    pyarrow path in ranges of any size and on the Python csv path."""
+    text = write_table(rows, dialect)
+    sizes = record_sizes(text, dialect)
+    records = [(line, fields) for line, fields in python_csv_records(text, dialect) if sizes[line] <= limit]
+    expected, expected_dead = expected_documents(records, "labeled", 2)
+    docs, dead, rows_read, _ = prepare_below_beam(text.encode(), dialect, 2, "labeled", range_bytes, 3,
+                                                  max_record_bytes=limit, python_csv=python_csv)
+    assert docs == expected
+    too_large = sorted(d.source_row for d in dead if d.reason_class == "record_too_large")
+    assert too_large == sorted(line for line, size in sizes.items() if size > limit)
+    assert len(dead) == expected_dead + len(too_large)
+    assert rows_read == len(sizes)
+
+
+def long_record_file(stray_quote: bool) -> tuple[str, int, int]:
+    """A labeled CSV of short rows (some over two lines) around one 5 KB record over three lines; with a
+    stray quote (`say "hi"`, read literally by Python's csv) the file needs the Python csv path.
+    -> (text, line where the long record starts, its size in bytes)."""
+    rows = [[f"row {i}" + ("\nsecond line" if i % 4 == 0 else ""), f"label {i % 3}"] for i in range(40)]
+    long_record = ["long\n" + "x" * 5000 + "\nrecord", "label long"]
+    text = write_table(rows[:20], "excel") + write_table([long_record], "excel") + write_table(rows[20:], "excel")
+    if stray_quote:
+        text += 'say "hi",label 0\n'
+    line = write_table(rows[:20], "excel").count("\n") + 1
+    return text, line, len(write_table([long_record], "excel").encode().rstrip(b"\r\n"))
+
+
+@pytest.mark.parametrize("stray_quote", [False, True], ids=["pyarrow", "python-csv"])
+@pytest.mark.parametrize("range_bytes", [1 << 20, 1024], ids=["whole", "ranges"])
+def test_a_long_record_is_one_dead_letter_with_a_prefix_and_its_neighbours_are_read(stray_quote, range_bytes):
+    """A 5 KB record with --max-record-bytes 2048: one record_too_large dead letter at its first line whose
+    reason gives its size, lines, the limit and the flag, and whose raw is only a prefix; every other row
+    is a document on its own line."""
+    text, line, size = long_record_file(stray_quote)
+    records = python_csv_records(text)
+    expected, _ = expected_documents([r for r in records if r[0] != line], "labeled", 2)
+    docs, dead, rows_read, ranges = prepare_below_beam(text.encode(), "excel", 2, "labeled", range_bytes, 16,
+                                                       max_record_bytes=2048)
+    assert (len(ranges) > 1) == (range_bytes == 1024 and not stray_quote)  # the path the parametrization names
+    assert docs == expected and len(docs) == 40 + stray_quote
+    assert [(d.source_row, d.reason_class) for d in dead] == [(line, "record_too_large")]
+    assert f"record is {size:,} bytes over 3 lines, over the limit of 2,048 bytes (--max-record-bytes)" in dead[0].reason
+    assert "quote" in dead[0].reason
+    assert dead[0].raw == ('"long\n' + "x" * 5000)[:RAW_PREFIX_BYTES]
+    assert rows_read == len(records)

@@ -2,10 +2,11 @@
 import csv
 import io
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.read.csv_scan import plan_splits, scan_records
+from transforms.read.csv_scan import plan_splits, positions_of, scan_records
 
 CELL = st.text(alphabet=st.sampled_from(list('ab ,"\n\r\tzé€')), max_size=8)
 TABLE = st.lists(st.lists(CELL, min_size=2, max_size=2), min_size=1, max_size=25)
@@ -24,7 +25,8 @@ def python_rows(data: bytes, delimiter=","):
 @settings(max_examples=300, deadline=None)
 @given(TABLE, st.sampled_from([",", "\t"]), st.sampled_from(["\n", "\r\n"]))
 def test_records_match_python_csv(rows, delimiter, lineterminator):
-    """Each scanned record, parsed alone, is the row Python's csv reads there, with its field count."""
+    """Each scanned record, parsed alone, is the row Python's csv reads there, with its field count and
+    the number of line ends inside it."""
     data = write(rows, delimiter, lineterminator)
     records = scan_records(data, delimiter)
     assert records is not None
@@ -32,6 +34,8 @@ def test_records_match_python_csv(rows, delimiter, lineterminator):
     got = [python_rows(data[s:e], delimiter)[0] for s, e in zip(records.starts, records.ends)]
     assert got == expected
     assert records.fields.tolist() == [len(r) for r in expected]
+    inner_line_ends = [len(data[s:e].splitlines()) - 1 for s, e in zip(records.starts, records.ends)]
+    assert (records.last_line - records.line_index).tolist() == inner_line_ends
 
 
 @settings(max_examples=200, deadline=None)
@@ -62,3 +66,9 @@ def test_stray_quotes_make_the_scan_refuse():
 def test_blank_lines_are_not_records():
     records = scan_records(b"a,b\n\n\r\nc,d\r\n", ",")
     assert len(records) == 2 and records.line_index.tolist() == [0, 3]
+
+
+@given(st.binary(max_size=64), st.sampled_from(b'\n,"\x00'), st.integers(1, 9))
+def test_positions_found_block_by_block_are_all_positions(data, byte, block):
+    a = np.frombuffer(data, dtype=np.uint8)
+    assert positions_of(a, byte, block).tolist() == np.flatnonzero(a == byte).tolist()

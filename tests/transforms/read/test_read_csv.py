@@ -10,6 +10,7 @@ from conftest import python_csv_records, write_csv
 from schemas.inputs import Dialect, InputFile
 from schemas.options import ReadTuning
 from transforms.read.byte_ranges import plan_ranges
+from transforms.read.csv_parse import RAW_PREFIX_BYTES
 from transforms.read.read_csv import ReadCsv
 from transforms.stage import StageOutput, SumCounts
 
@@ -90,3 +91,25 @@ def test_source_rows_follow_multi_line_records_across_ranges(tmp_path):
     ranges = plan_ranges(files[0], TUNING.range_bytes)
     for r in ranges[1:]:  # each range starts on the line its first byte is on
         assert r.first_line == text.encode()[:r.start].count(b"\n") + 1
+
+
+def test_a_record_over_the_tuning_limit_is_a_dead_letter_and_the_other_ranges_read(tmp_path):
+    """ReadTuning.max_record_bytes reaches the parser: a 5 KB record with a 2 KiB limit, in a file cut into
+    1 KiB ranges, is one record_too_large dead letter counted as a row read; every other row is read."""
+    rows = [f"row {i},label {i % 4}\n" for i in range(300)]
+    text = "".join(rows[:150]) + '"' + "x" * 5000 + '",long\n' + "".join(rows[150:])
+    path = write_csv(tmp_path, text)
+    file = InputFile(str(path), path.stat().st_size, Dialect(","), "utf-8", False, 2)
+    tuning = ReadTuning(range_bytes=1024, batch_rows=7, max_record_bytes=2048)
+    assert len(plan_ranges(file, tuning.range_bytes)) >= 4
+    good = [(file.url, line, *fields) for line, fields in python_csv_records(text) if line != 151]
+    with TestPipeline() as p:
+        flow = StageOutput.start(p | beam.Create([file])) | "Read" >> ReadCsv(tuning)
+        assert_that(flow.main, rows_are(good), label="Rows")
+        dead = (flow.dead_letters | "FlattenDead" >> beam.Flatten(pipeline=p)
+                | beam.FlatMap(lambda b: [(d["source_row"], d["reason_class"], d["raw"]) for d in b.to_pylist()]))
+        assert_that(dead, equal_to([(151, "record_too_large", '"' + "x" * (RAW_PREFIX_BYTES - 1))]), label="Dead")
+        counts = flow.counts | "FlattenCounts" >> beam.Flatten(pipeline=p) | beam.CombineGlobally(SumCounts())
+        assert_that(counts, equal_to([{
+            "rows_read": 301, "files_read": 1, "bytes_read": file.size,
+            "dead_letters": 1, "dead_letters.read.record_too_large": 1}]), label="Counts")
