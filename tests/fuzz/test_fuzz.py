@@ -2,7 +2,7 @@
 
 A run that finds a failing input fails the test and copies the input to tests/fuzz/regressions/<target>/,
 where it becomes a regression case: each file there is replayed here as a fast test.
-FINETUNE_ETL_FUZZ_SECONDS sets the fuzzing time per target (default 30, 90 s for the three; 0 skips fuzzing,
+FINETUNE_ETL_FUZZ_SECONDS sets the fuzzing time per target (default 20, 60 s for the three; 0 skips fuzzing,
 keeps replays).
 """
 import importlib.util
@@ -26,7 +26,7 @@ import transforms.media.meshes  # noqa: E402,F401
 
 FUZZ = Path(__file__).resolve().parent
 TARGETS = ("fuzz_csv_splitter", "fuzz_media", "fuzz_mesh_readers")
-SECONDS = int(os.environ.get("FINETUNE_ETL_FUZZ_SECONDS", "30"))
+SECONDS = int(os.environ.get("FINETUNE_ETL_FUZZ_SECONDS", "20"))
 INPUT_SECONDS = 20  # libFuzzer -timeout: one input taking longer is a failure (a hang)
 RSS_LIMIT_MB = 2560
 

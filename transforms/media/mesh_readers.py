@@ -101,6 +101,24 @@ def triangles(flat: np.ndarray, lengths: np.ndarray, grouped: bool) -> np.ndarra
     quad gives (0, 1, 2), (2, 3, 0), a larger polygon the fan (0, k, k + 1). grouped: in the order of
     trimesh.geometry.triangulate_quads (triangles, first halves of quads, second halves, fans), otherwise
     face by face (trimesh's OBJ reader on faces of mixed sizes)."""
+    if len(lengths) and lengths[0] != 4 and (lengths == lengths[0]).all():
+        return _fans_of_one_size(flat.reshape(len(lengths), lengths[0]))
+    return _triangles_of_any_sizes(flat, lengths, grouped)
+
+
+def _fans_of_one_size(faces: np.ndarray) -> np.ndarray:
+    """(f, n) polygons, n != 4 -> their fans (0, k, k + 1), face by face (the only order when no face is a
+    quad), built by broadcasting: about 24 bytes per triangle where the general path takes ~120."""
+    f, n = faces.shape
+    fans = np.empty((f, n - 2, 3), faces.dtype)
+    fans[:, :, 0] = faces[:, :1]
+    fans[:, :, 1] = faces[:, 1:-1]
+    fans[:, :, 2] = faces[:, 2:]
+    return fans.reshape(-1, 3)
+
+
+def _triangles_of_any_sizes(flat: np.ndarray, lengths: np.ndarray, grouped: bool) -> np.ndarray:
+    """triangles() for polygons of mixed sizes (or quads)."""
     per_face = lengths - 2
     face = np.repeat(np.arange(len(lengths)), per_face)
     k = np.arange(len(face)) - np.repeat(np.cumsum(per_face) - per_face, per_face)  # triangle within its face

@@ -238,3 +238,15 @@ def test_triangles_split_polygons_in_trimesh_order():
                     else [[p[0], p[k], p[k + 1]] for k in range(1, len(p) - 1)] for p in polygons]
     flat_expected = np.concatenate([np.reshape(f, (-1, 3)) for f in face_by_face])
     assert np.array_equal(triangles(flat, lengths, grouped=False), flat_expected)
+
+
+@pytest.mark.parametrize("size", [3, 5, 6, 9])
+@pytest.mark.parametrize("grouped", [True, False])
+def test_polygons_of_one_size_give_the_same_triangles_as_the_general_path(size, grouped):
+    from transforms.media.mesh_readers import _triangles_of_any_sizes, triangles
+
+    rng = np.random.default_rng(size)
+    lengths = np.full(50, size)
+    flat = rng.integers(0, 1000, lengths.sum())
+    fast = triangles(flat, lengths, grouped)
+    assert fast.dtype == flat.dtype and np.array_equal(fast, _triangles_of_any_sizes(flat, lengths, grouped))
