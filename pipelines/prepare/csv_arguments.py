@@ -4,12 +4,14 @@ import argparse
 
 from schemas.options import DIALECTS, HEADERS, LAYOUTS, ConfigError, CSVOptions, header_choice
 
-DELIMITER_NAMES = {"comma": ",", "tab": "\t", "\\t": "\t", "semicolon": ";", "pipe": "|", "space": " "}
+DELIMITERS_BY_NAME = {"comma": ",", "tab": "\t", "semicolon": ";", "pipe": "|", "space": " "}
+# How inspect names a delimiter (a space is shown as ' ').
+DELIMITER_NAMES = {character: name for name, character in DELIMITERS_BY_NAME.items() if name != "space"}
 
 
 def _delimiter(text: str) -> str:
     """'tab', '\\t', ';', 'pipe', ... -> the one delimiter character."""
-    return DELIMITER_NAMES.get(text.lower(), text)
+    return {**DELIMITERS_BY_NAME, "\\t": "\t"}.get(text.lower(), text)
 
 
 def _modalities(text: str) -> tuple:

@@ -13,12 +13,11 @@ from pipelines.arguments import OneLineParser
 from pipelines.prepare.inputs import (HEAD_BYTES, FileDecision, FileHead, decide, describe, expand_inputs,
                                       is_docarray, quoted, read_heads, shown)
 from schemas.inputs import InputFile
-from pipelines.prepare.csv_arguments import add_csv_arguments, csv_options
+from pipelines.prepare.csv_arguments import DELIMITER_NAMES, add_csv_arguments, csv_options
 from schemas.options import ConfigError, CSVOptions
 from transforms.layout import LayoutSpec, apply_layout
 from transforms.read.csv_parse import field_count_reason, field_names
 
-DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 
 
 def inspect_parser() -> OneLineParser:

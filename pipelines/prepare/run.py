@@ -40,10 +40,10 @@ def run(job: PrepareJob, beam_args: list[str], progress_every: float = 30.0) -> 
         discard_run(job)
         raise
     taken = unpublished_reason(job.staging)
-    discard_staging(job.staging)  # what is left of it: the commit's outcome note, progress markers
     if taken:  # another run published to --output while this one ran
         discard_run(job)
         raise OutputTaken(taken)
+    discard_staging(job.staging)  # what is left of it: progress markers written while the commit ran
     return load_manifest(job.output.output)
 
 
