@@ -135,6 +135,11 @@ def plan_of(*paths, **options) -> InputPlan:
     return plan_inputs([str(p) for p in paths], CSVOptions(**options))
 
 
+def decision_for(plan: InputPlan, path):
+    """The plan's decision for one file (plans list files sorted by URL, whatever order they were given)."""
+    return next(d for d in plan.decisions if d.url == str(path))
+
+
 def test_each_file_gets_its_own_recorded_decision(tmp_path):
     """Two labeled text files: one run, each file's decision kept (in the order of the files)."""
     plan = plan_of(EXAMPLES / "quora-labeled.csv", EXAMPLES / "seed-labeled.csv")
@@ -183,15 +188,16 @@ def test_a_file_read_only_by_default_follows_the_others(tmp_path):
     assert alone.layout == "pairs" and "so Finetuner's default" in alone.decisions[0].layout_why
     plan = plan_of(small, EXAMPLES / "seed-labeled.csv")
     assert (plan.layout, plan.modalities) == ("labeled", ("text",))
-    assert plan.decisions[0].layout_why.endswith("; read as labeled like the other inputs")
-    assert plan.decisions[0].other_layout == ""
+    assert decision_for(plan, small).layout_why.endswith("; read as labeled like the other inputs")
+    assert decision_for(plan, small).other_layout == ""
 
 
 def test_a_file_with_no_rows_follows_the_others(tmp_path):
     empty = write_csv(tmp_path, "", "empty.csv")
     plan = plan_of(empty, EXAMPLES / "seed-scores.csv")
     assert (plan.layout, [f.expected_fields for f in plan.files]) == ("scores", [3, 3])
-    assert plan.decisions[0].layout_why == "no rows of 3 columns in its first 64 KiB: read like the other inputs"
+    assert decision_for(plan, empty).layout_why == (
+        "no rows of 3 columns in its first 64 KiB: read like the other inputs")
 
 
 # What is printed before a run --------------------------------------------------------------------------
