@@ -26,6 +26,7 @@ setup(
         "urllib3>=1.26,<3",
         "rich>=13,<16",
         "matplotlib>=3.8,<4",
+        "scipy>=1.10,<2",
     ],
     extras_require={
         "test": [
@@ -35,7 +36,6 @@ setup(
             "pandas>=2,<4",
             "duckdb>=1,<3",
             "datasets>=3,<6",
-            "scipy>=1.10,<2",
             "psutil>=5.9,<8",
             "atheris>=2.3,<4",
         ],

@@ -20,7 +20,7 @@ SCORE_TAG = "finetuner_score"
 
 
 # Media fields shared by a document and a chunk (Arrow's point_cloud is the docs' tensor).
-_CONTENT = ("text", "uri", "blob", "mime_type", "width", "height")
+_CONTENT = ("text", "uri", "blob", "mime_type", "width", "height", "point_cloud_from")
 
 # On-disk `.docs` shard: the DocList protobuf-array, uncompressed, so that docarray's
 # DocList[...].load_binary(path) opens it with its defaults. Shards written before were zlib over it
@@ -40,6 +40,7 @@ class _Content(BaseDoc):
     width: Optional[int] = None
     height: Optional[int] = None
     tensor: Optional[NdArray] = None  # point cloud, float32 (N, 3)
+    point_cloud_from: Optional[str] = None  # "surface" or "points": what the tensor was sampled from
 
 
 class ChunkDoc(_Content):
@@ -53,6 +54,7 @@ class TrainingDoc(_Content):
     chunks: Optional[DocList[ChunkDoc]] = None
     source_file: Optional[str] = None
     source_row: Optional[int] = None
+    split: Optional[str] = None
 
 
 def _cloud_to_tensor(points: Optional[list]) -> Optional[np.ndarray]:
@@ -102,6 +104,7 @@ def table_to_docs(table: pa.Table) -> DocList[TrainingDoc]:
                 chunks=chunks,
                 source_file=row["source_file"],
                 source_row=row["source_row"],
+                split=row["split"],
                 **_content_from_row(row),
             )
         )
@@ -135,7 +138,8 @@ def _optional(value: Any, kind: type) -> Any:
 
 def _content_to_row(doc: Any) -> dict:
     """Any doc's content fields (missing ones are null) -> Arrow content fields."""
-    kinds = {"text": str, "uri": str, "blob": bytes, "mime_type": str, "width": int, "height": int}
+    kinds = {"text": str, "uri": str, "blob": bytes, "mime_type": str, "width": int, "height": int,
+             "point_cloud_from": str}
     row = {name: _optional(getattr(doc, name, None), kinds[name]) for name in _CONTENT}
     row["point_cloud"] = _tensor_to_cloud(getattr(doc, "tensor", None))
     return row
@@ -166,6 +170,7 @@ def docs_to_table(docs: Iterable[BaseDoc]) -> pa.Table:
                 else [{"modality": _modality(c), **_content_to_row(c)} for c in chunks],
                 "source_file": _optional(getattr(doc, "source_file", None), str),
                 "source_row": _optional(getattr(doc, "source_row", None), int),
+                "split": _optional(getattr(doc, "split", None), str),
             }
         )
     return pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA)

@@ -1,7 +1,8 @@
 """Arrow schemas of a training document and of a dead letter.
 
 A document row: `id`, `label`, `score`, `modality` (text, image, mesh, or pair for two-chunk documents),
-its content (`text`, `uri`, `blob` and the media fields), `chunks` for two-chunk documents, and where it came from.
+its content (`text`, `uri`, `blob` and the media fields), `chunks` for two-chunk documents, where it came from,
+and its `split` (with --split).
 """
 from typing import NamedTuple, Optional
 
@@ -17,6 +18,9 @@ _CONTENT_FIELDS = [
     pa.field("height", pa.int32()),
     # (N, 3) float32 points, stored as a list of 3-element lists.
     pa.field("point_cloud", pa.list_(pa.list_(pa.float32(), 3))),
+    # Where point_cloud came from: "surface" (sampled over a mesh's triangles) or "points" (drawn from a file
+    # of points only); null without a cloud, or when a document read with its cloud does not say.
+    pa.field("point_cloud_from", pa.string()),
 ]
 
 CHUNK_TYPE = pa.struct([pa.field("modality", pa.string())] + _CONTENT_FIELDS)
@@ -31,6 +35,8 @@ DOCUMENT_SCHEMA = pa.schema(
         pa.field("chunks", pa.list_(CHUNK_TYPE)),
         pa.field("source_file", pa.string()),
         pa.field("source_row", pa.int64()),
+        # With --split: the split the document belongs to (null without).
+        pa.field("split", pa.string()),
     ]
 )
 
@@ -47,9 +53,12 @@ DEAD_LETTER_SCHEMA = pa.schema(
 
 
 # A candidate document, as stages hand it on before ids are given: DOCUMENT_SCHEMA's columns without `id`,
-# plus KEY, a uint64 content hash that decides the write bucket, duplicate detection and the id.
+# plus KEY, a uint64 content hash that decides the write bucket, duplicate detection and the id, and RAW,
+# the CSV row it came from as text, kept until the media stage (for its dead letters) and null after it.
 KEY = "_key"
-CANDIDATE_SCHEMA = pa.schema([f for f in DOCUMENT_SCHEMA if f.name != "id"] + [pa.field(KEY, pa.uint64())])
+RAW = "_raw"
+CANDIDATE_SCHEMA = pa.schema([f for f in DOCUMENT_SCHEMA if f.name != "id"]
+                             + [pa.field(KEY, pa.uint64()), pa.field(RAW, pa.string())])
 
 
 class DeadLetter(NamedTuple):

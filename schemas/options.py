@@ -4,6 +4,7 @@ Plain data and validation only, no I/O. A mistake raises `ConfigError` with a se
 bad value and the fix, before any work starts.
 """
 import dataclasses
+import re
 from typing import Optional
 
 from schemas.modalities import KINDS as MODALITY_NAMES
@@ -135,7 +136,8 @@ class MediaOptions:
     Images: `max_image_pixels` rejects decompression bombs; `image_size` resizes the shorter side to that
     many pixels, `image_box` (w, h) fits inside a box (at most one of the two); `image_format` re-encodes
     (jpeg, png or webp, None keeps the file's bytes unless resizing); `image_quality` for jpeg and webp.
-    Meshes: `point_cloud_size` points sampled per mesh.
+    Meshes: `point_cloud_size` points sampled per mesh; a file of points only (no faces) with fewer than
+    `min_points` distinct points is a `too_few_points` dead letter (0: no minimum).
     Decoding: each image or mesh is decoded in a child process and given up after `decode_timeout` seconds
     (a file that hangs or crashes its decoder becomes a dead letter); 0 decodes in the worker, unguarded.
     `decode_memory` caps each decoder child's memory in bytes (None: sized from the machine; 0: no cap).
@@ -145,6 +147,7 @@ class MediaOptions:
     create_point_clouds: bool = True
     fetch_remote: bool = True
     point_cloud_size: int = 2048
+    min_points: int = 64
     max_bytes: int = 64 * 1024 * 1024
     timeout: float = 20.0
     retries: int = 3
@@ -163,6 +166,8 @@ class MediaOptions:
     def __post_init__(self):
         if self.point_cloud_size < 1:
             raise ConfigError(f"--point-cloud-size {self.point_cloud_size} must be at least 1.")
+        if self.min_points < 0:
+            raise ConfigError(f"--min-points {self.min_points} must be 0 (no minimum) or a number of points.")
         if self.max_bytes < 1:
             raise ConfigError(f"--max-media-bytes {self.max_bytes} must be at least 1.")
         if self.timeout <= 0 or self.retries < 0 or self.concurrency < 1:
@@ -185,3 +190,54 @@ class MediaOptions:
         if self.decode_memory is not None and self.decode_memory != 0 and self.decode_memory < 256 * 1024 * 1024:
             raise ConfigError(f"--decode-memory {self.decode_memory} must be 0 (no cap) or at least 256M: a decoder "
                               "needs that much to start.")
+
+
+SPLIT_BY = ("label", "document")
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitOptions:
+    """--split: the splits, as (name, fraction) in the order given (fractions sum to 1; none: no split), the
+    seed that orders the groups, and what a group is in labeled rows: every document of a label ("label",
+    for unseen classes at evaluation) or a document with its identical copies ("document", each label
+    spread over the splits)."""
+
+    fractions: tuple = ()
+    seed: int = 0
+    by: str = "label"
+
+    def __post_init__(self):
+        names = [name for name, _ in self.fractions]
+        if len(set(names)) < len(names):
+            raise ConfigError(f"--split names a split twice ({', '.join(names)}); give each split one fraction.")
+        for name, fraction in self.fractions:
+            if not _SPLIT_NAME.match(name):
+                raise ConfigError(f"--split name {name!r} may hold only letters, digits, _ and -.")
+            if not 0 < fraction < 1:
+                raise ConfigError(f"--split {name}={fraction:g}: a fraction must be between 0 and 1.")
+        if self.fractions and abs(sum(f for _, f in self.fractions) - 1) > 1e-6:
+            total = sum(f for _, f in self.fractions)
+            raise ConfigError(f"--split fractions add up to {total:g}; they must add up to 1.")
+        if self.by not in SPLIT_BY:
+            raise ConfigError(f"--split-by {self.by!r} is not one of {', '.join(SPLIT_BY)}.")
+
+    @property
+    def names(self) -> tuple:
+        return tuple(name for name, _ in self.fractions)
+
+
+def split_fractions(text: str) -> tuple:
+    """'train=0.8,test=0.2' -> (('train', 0.8), ('test', 0.2)); ConfigError when it does not read so."""
+    fractions = []
+    for part in text.split(","):
+        name, equals, number = part.strip().partition("=")
+        try:
+            fractions.append((name.strip(), float(number)))
+        except ValueError:
+            equals = ""
+        if not equals:
+            raise ConfigError(f"--split {text!r}: write NAME=FRACTION[,NAME=FRACTION...], e.g. "
+                              "train=0.8,validation=0.1,test=0.1.")
+    return tuple(fractions)
+

@@ -36,6 +36,8 @@ REASONS = (
     Reason(("mesh_unreadable", "mesh_empty", "mesh_degenerate"),
            "trimesh cannot read it, it has no vertices, or no area to sample",
            "export the mesh again (e.g. as .glb with embedded buffers)"),
+    Reason(("too_few_points",), "a file of points only (no faces) with fewer distinct points than `--min-points`",
+           "lower `--min-points` (0 turns the check off), or export the mesh with its faces"),
     Reason(("docarray_unreadable", "empty_document"), "a `.docs` file that is not a DocList, or a document with no content",
            "re-save with `DocList.save_binary`"),
     Reason(("compressed",), "a CSV input that is gzip/bzip2/xz/zstd/zip-compressed (one dead letter for the file)",

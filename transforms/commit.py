@@ -43,6 +43,7 @@ import pyarrow as pa
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
 from transforms.stage import StageOutput, SumCounts
 from transforms.output_folder import OutputTaken, check_replaceable
+from transforms.split.report import manifest_section
 from transforms.staging import COMMIT_MARKER, PROGRESS_FOLDER, remove_dead_stagings, shards_url, staged_runs
 from transforms.storage import MANIFEST, SUCCESS, VERSIONS, filesystem, join_url, read_manifest, write_bytes
 from transforms.uris import is_local
@@ -66,21 +67,25 @@ def reconcile(counts: dict) -> dict:
 
 
 def final_names(files: list[FileRecord]) -> list[tuple[FileRecord, str]]:
-    """Staged files -> (file, final relative path), numbered per folder in (bucket, part) order."""
+    """Staged files -> (file, final relative path), numbered per folder and split in (bucket, part) order:
+    `part-NNNNN-of-MMMMM`, or `SPLIT-NNNNN-of-MMMMM` for a split's shards."""
     named = []
     for folder in DATASET_FOLDERS:
-        of_folder = sorted((f for f in files if f.folder == folder), key=lambda f: (f.bucket, f.part))
-        for i, f in enumerate(of_folder):
-            suffix = posixpath.splitext(f.path)[1]
-            named.append((f, f"{folder}/part-{i:05d}-of-{len(of_folder):05d}{suffix}"))
+        for split in sorted({f.split for f in files if f.folder == folder}):
+            of_split = sorted((f for f in files if f.folder == folder and f.split == split),
+                              key=lambda f: (f.bucket, f.part))
+            for i, f in enumerate(of_split):
+                suffix = posixpath.splitext(f.path)[1]
+                named.append((f, f"{folder}/{split or 'part'}-{i:05d}-of-{len(of_split):05d}{suffix}"))
     return named
 
 
 def version_names(files: list[FileRecord], version: str) -> list[tuple[FileRecord, str]]:
-    """Files written to a version -> (file, path relative to the output), per folder in (bucket, part) order."""
+    """Files written to a version -> (file, path relative to the output), per folder and split in (bucket,
+    part) order."""
     order = {folder: i for i, folder in enumerate(DATASET_FOLDERS)}
     return [(f, f"{version}/{f.folder}/{posixpath.basename(f.path)}")
-            for f in sorted(files, key=lambda f: (order[f.folder], f.bucket, f.part))]
+            for f in sorted(files, key=lambda f: (order[f.folder], f.split, f.bucket, f.part))]
 
 
 def publish(output: str, staging: str, files: list[FileRecord], counts: dict, manifest: dict) -> dict:
@@ -95,18 +100,21 @@ def publish(output: str, staging: str, files: list[FileRecord], counts: dict, ma
     check_replaceable(output, manifest["options"]["output"]["overwrite"])  # again: another run may have committed
     if is_local(output):
         named = final_names(files)
-        manifest = _completed(manifest, named, counts)
+        manifest = _completed(manifest, named, counts, staging)
         _publish_local(output, staging, named, _json(manifest))
         return manifest
     return _publish_object_store(output, staging, files, counts, manifest)
 
 
-def _completed(manifest: dict, named: list[tuple[FileRecord, str]], counts: dict, **version) -> dict:
+def _completed(manifest: dict, named: list[tuple[FileRecord, str]], counts: dict, staging: str, **version) -> dict:
     """The run's manifest with its shards (named: (file, path relative to the output)), counts,
-    reconciliation, commit time and, on object stores, its version keys."""
+    reconciliation, splits (with --split), commit time and, on object stores, its version keys."""
+    split = manifest["options"].get("split")
+    if split and split["fractions"]:
+        version = dict(version, splits=manifest_section(split, counts, staging))
     shards = {folder: [] for folder in DATASET_FOLDERS}
     for f, name in named:
-        shards[f.folder].append({"path": name, "rows": f.rows, "bytes": f.bytes})
+        shards[f.folder].append({"path": name, "rows": f.rows, "bytes": f.bytes, **({"split": f.split} if f.split else {})})
     return dict(manifest, **version, shards=shards, counts=counts, reconciliation=reconcile(counts),
                 committed_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
 
@@ -187,7 +195,7 @@ def _publish_object_store(output: str, staging: str, files: list[FileRecord], co
     earlier = []
     if previous is not None and "version" in previous:
         earlier = [previous["version"], *previous["previous_versions"]]
-    manifest = _completed(manifest, version_names(files, version), counts,
+    manifest = _completed(manifest, version_names(files, version), counts, staging,
                           version=version, previous_versions=earlier[:options["keep_versions"]])
     write_bytes(_json(manifest), join_url(output, version, MANIFEST))
     try:

@@ -18,7 +18,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from schemas.documents import DOCUMENT_SCHEMA, KEY
+from schemas.documents import DOCUMENT_SCHEMA, KEY, RAW
 from transforms.document_keys import hex_ids, repeats, sort_order
 from transforms.stage import COUNTS, MAIN, Output, StageOutput, apply_step, count
 from transforms.storage import filesystem, join_url, write_arrow
@@ -61,7 +61,7 @@ def finish_documents(table: pa.Table, remove_duplicates: bool) -> tuple[pa.Table
         for i in again.tolist():
             suffixed[i] += f"-{i - run_start[i]}"
         ids = pa.array(suffixed, type=pa.string())
-    table = table.drop_columns([KEY]).add_column(0, "id", ids)
+    table = table.drop_columns([KEY, RAW]).add_column(0, "id", ids)
     return table.cast(DOCUMENT_SCHEMA), removed
 
 

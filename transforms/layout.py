@@ -12,7 +12,6 @@ A candidate batch has DOCUMENT_SCHEMA's columns without `id`, plus `_key`: a uin
 decides the write bucket, duplicate detection and the id.
 """
 import dataclasses
-import posixpath
 from typing import Optional
 
 import numpy as np
@@ -20,11 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas import modalities as modality
-from schemas.documents import CANDIDATE_SCHEMA, CHUNK_TYPE, KEY, DeadLetter
+from schemas.documents import CANDIDATE_SCHEMA, CHUNK_TYPE, KEY, RAW, DeadLetter
 from schemas.modalities import PAIR
 from transforms.document_keys import document_keys
 from transforms.hashing import column_hashes
-from transforms.uris import ABSOLUTE_URI
+from transforms.uris import ABSOLUTE_URI, folder_within
 
 STAGE = "layout"
 
@@ -32,12 +31,13 @@ STAGE = "layout"
 @dataclasses.dataclass(frozen=True)
 class LayoutSpec:
     """The run's layout, each content column's modality (`modalities_forced`: given by --modalities, not
-    detected), and the score divisor."""
+    detected), the score divisor, and the folder relative media paths are kept relative to."""
 
     layout: str
     modalities: tuple
     score_scale: Optional[float] = None
     modalities_forced: bool = False
+    media_root: Optional[str] = None  # relative media paths are kept relative to it (uris.common_folder)
 
     @property
     def is_clip(self) -> bool:
@@ -79,7 +79,7 @@ def apply_layout(rows: pa.RecordBatch, spec: LayoutSpec) -> tuple[Optional[pa.Re
     if good.size < rows.num_rows:
         rows = rows.take(pa.array(good))
         scores = None if scores is None else scores[good]
-    base = posixpath.dirname(rows.column("source_file")[0].as_py())
+    base = folder_within(rows.column("source_file")[0].as_py(), spec.media_root)
     docs = _candidates(rows, spec, scores, base)
     return docs, dead, int(good.size)
 
@@ -137,13 +137,19 @@ def _score_reason(text: str, scale: Optional[float]) -> str:
 
 
 def _dead_letter(rows: pa.RecordBatch, r: int, reason_class: str, reason: str) -> DeadLetter:
-    fields = [rows.column(i)[r].as_py() for i in range(rows.num_columns - 2)]
     return DeadLetter(rows.column("source_file")[r].as_py(), rows.column("source_row")[r].as_py(), STAGE,
-                      reason_class, reason, ",".join(_quoted(f) for f in fields))
+                      reason_class, reason, row_texts(rows.slice(r, 1))[0].as_py())
 
 
-def _quoted(field: str) -> str:
-    return '"' + field.replace('"', '""') + '"' if any(c in field for c in ',"\r\n') else field
+def row_texts(rows: pa.RecordBatch) -> pa.Array:
+    """CSV row batch -> (n,) string: each row's fields, quoted where needed and joined with commas (what a
+    dead letter's `raw` holds, for a person and for `finetune-etl retry`)."""
+    fields = []
+    for i in range(rows.num_columns - 2):  # the last two columns are source_file and source_row
+        field = rows.column(i).fill_null("")
+        quoted = pc.binary_join_element_wise('"', pc.replace_substring(field, '"', '""'), '"', "")
+        fields.append(pc.if_else(pc.match_substring_regex(field, '[,"\r\n]'), quoted, field))
+    return pc.binary_join_element_wise(*fields, ",")
 
 
 def _content(values: pa.Array, kind: str, base: str) -> dict:
@@ -187,22 +193,25 @@ def _chunks(rows, spec, base) -> pa.Array:
 
 
 def _candidates(rows: pa.RecordBatch, spec: LayoutSpec, scores: Optional[np.ndarray], base: str) -> pa.RecordBatch:
-    """Valid rows -> candidate documents with their content keys."""
+    """Valid rows -> candidate documents with their content keys, and their rows' text when media will load
+    (the media stage's dead letters carry it)."""
     docs = _documents_of_layout(rows, spec, scores, base)
     keys = document_keys(docs, _known_hashes(rows, spec))
-    return docs.set_column(docs.schema.get_field_index(KEY), KEY, pa.array(keys, type=pa.uint64()))
+    docs = docs.set_column(docs.schema.get_field_index(KEY), KEY, pa.array(keys, type=pa.uint64()))
+    if set(spec.modalities) <= {"text"}:
+        return docs
+    texts = row_texts(rows)
+    raw = pa.concat_arrays([texts] * (docs.num_rows // rows.num_rows))  # each row's documents, in row order
+    return docs.set_column(docs.schema.get_field_index(RAW), RAW, raw)
 
 
 def _known_hashes(rows: pa.RecordBatch, spec: LayoutSpec) -> dict:
     """Hashes of candidate columns that repeat a CSV column, each CSV column hashed once: in query-document
     pairs the query is the label of both documents and the text of the first."""
-    if spec.layout != "pairs" or spec.is_clip:
+    if spec.layout != "pairs" or spec.is_clip or spec.modalities[0] != "text":
         return {}
     query = column_hashes(rows.column(0))
-    known = {"label": np.concatenate([query, query])}
-    if spec.modalities[0] == "text":
-        known["text"] = np.concatenate([query, column_hashes(rows.column(1))])
-    return known
+    return {"label": np.concatenate([query, query]), "text": np.concatenate([query, column_hashes(rows.column(1))])}
 
 
 def _documents_of_layout(rows, spec, scores, base) -> pa.RecordBatch:
@@ -213,7 +222,8 @@ def _documents_of_layout(rows, spec, scores, base) -> pa.RecordBatch:
         return _concat(parts)
     if spec.layout == "pairs" and not spec.is_clip:
         query, kind = rows.column(0), spec.modalities[0]
-        return _concat([_single(query, kind, query, rows, base), _single(rows.column(1), kind, query, rows, base)])
+        label = query if kind == "text" else _content(query, kind, base)["uri"]  # the query as the dataset names it
+        return _concat([_single(query, kind, label, rows, base), _single(rows.column(1), kind, label, rows, base)])
     n = rows.num_rows
     columns = dict(modality=pa.nulls(n, pa.string()).fill_null(PAIR), chunks=_chunks(rows, spec, base),
                    source_file=rows.column("source_file"), source_row=rows.column("source_row"))

@@ -1,6 +1,7 @@
 """The one home of the URI rules every stage shares: local or remote, absolute or relative to a folder."""
 import posixpath
 import re
+from typing import Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,6 +46,30 @@ def is_absolute(uri: str) -> bool:
 def resolve(uri: str, base: str) -> str:
     """A relative path joined to the folder `base` (of the file that named it); absolute URIs unchanged."""
     return uri if is_absolute(uri) or not base else posixpath.join(base, uri)
+
+
+def common_folder(urls: list[str]) -> Optional[str]:
+    """The deepest folder holding every file in `urls` (absolute paths, or URLs of one scheme), or None
+    when they have no common folder (local and remote files, or two schemes). Relative media paths in a
+    dataset are kept relative to it: the same dataset on another machine means the same files."""
+    schemes = {url.split("://", 1)[0] if "://" in url else "" for url in urls}
+    if not urls or len(schemes) != 1:
+        return None
+    scheme = schemes.pop()
+    prefix = f"{scheme}://" if scheme else ""
+    folders = [posixpath.dirname(url.removeprefix(prefix)) for url in urls]
+    if not scheme and not all(folder.startswith("/") for folder in folders):
+        return None
+    return prefix + posixpath.commonpath(folders)
+
+
+def folder_within(file_url: str, root: Optional[str]) -> str:
+    """The folder of `file_url`, relative to `root` (a common_folder of it; '' when it is the root); its
+    absolute folder when there is no root."""
+    folder = posixpath.dirname(file_url)
+    if root is None:
+        return folder
+    return folder[len(root):].lstrip("/") if folder.startswith(root) else folder
 
 
 def redact_documents(table: pa.Table) -> pa.Table:

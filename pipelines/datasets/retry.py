@@ -4,8 +4,9 @@ Where a failed row's fields come from, by the stage that rejected it:
   read    `raw` is the record's text: cut into fields with its file's dialect (a field too many stays
           there for the user to fix).
   layout  `raw` holds the row's fields, re-quoted and joined with commas: cut with commas.
-  media   `raw` is only the URI that failed, so the record is read again from `source_file`, where it
-          starts at line `source_row`; the file must still have the size the manifest recorded.
+  media   the same; datasets of earlier versions kept only the URI that failed there, so for them the
+          record is read again from `source_file`, where it starts at line `source_row` (the file must
+          still have the size the manifest recorded).
 Relative media paths are made absolute against the source file's folder, as prepare resolved them, so
 the retry file works from any folder. Not retryable (listed with why): rows whose bytes were not text in
 the file's encoding (invalid bytes, NUL bytes, a compressed file), records whose quotes did not parse,
@@ -29,7 +30,8 @@ from transforms.uris import is_absolute
 
 _DIALECT_FLAGS = {",": "excel", "\t": "excel-tab"}
 # (flag, manifest media option) re-used by the re-run when the run changed them from the default.
-_MEDIA_FLAGS = (("--point-cloud-size", "point_cloud_size"), ("--max-media-bytes", "max_bytes"),
+_MEDIA_FLAGS = (("--point-cloud-size", "point_cloud_size"), ("--min-points", "min_points"),
+                ("--max-media-bytes", "max_bytes"),
                 ("--max-image-pixels", "max_image_pixels"), ("--image-size", "image_size"),
                 ("--image-box", "image_box"), ("--image-format", "image_format"),
                 ("--image-quality", "image_quality"), ("--fetch-timeout", "timeout"),
@@ -118,6 +120,12 @@ def _why_not(letter: dict, source: Optional[dict]) -> Optional[str]:
     return None
 
 
+def _holds_row(letter: dict, source: dict) -> bool:
+    """Whether a media dead letter's `raw` is its CSV row (one record of the file's width), not a URI."""
+    records = _records(letter["raw"] or "", Dialect(","))
+    return len(records) == 1 and len(records[0]) == source["fields"]
+
+
 def collect(dead: list[dict], manifest: dict) -> RetryRows:
     """Dead-letter dicts (DEAD_LETTER_SCHEMA) -> the rows to write, once per source row, in file order."""
     sources = {i["url"]: i for i in manifest["inputs"]}
@@ -129,7 +137,7 @@ def collect(dead: list[dict], manifest: dict) -> RetryRows:
         seen.add(key)
         source = sources.get(letter["source_file"])
         why = _why_not(letter, source)
-        if why is None and letter["stage"] == "media":
+        if why is None and letter["stage"] == "media" and not _holds_row(letter, source):
             media.setdefault(letter["source_file"], []).append(letter)
             continue
         if why is None:

@@ -171,8 +171,20 @@ def reconciliation(s: dict) -> Table:
     return table
 
 
+def splits(s: dict) -> Table:
+    sp = s["splits"]
+    table = _table("Splits", "split", "documents", "labels")
+    for name, split in sp["per_split"].items():
+        table.add_row(name, _n(split["documents"]), _n(split["labels"]))
+    table.add_row("in two splits", f"{_n(sp['content_in_two_splits'])} texts or URIs",
+                  f"{_n(sp['labels_in_two_splits'])}" + ("" if sp["labels_kept_whole"] else " (spread by --split-by document)"))
+    for group in sp["largest_groups"][:3]:
+        table.add_row(f"largest group ({group['split']})", _n(group["documents"]), f"{group['share']:.1%} of the documents")
+    return table
+
+
 def render(s: dict, console: Optional[Console] = None) -> None:
-    """Print a summary dict as tables: overview, documents, labels, scores, images, meshes, dead letters,
+    """Print a summary dict as tables: overview, documents, labels, scores, images, meshes, splits, dead letters,
     inputs, options, shards, reconciliation (sections with nothing to show are left out)."""
     console = console or Console(highlight=False, markup=False)  # labels and paths are shown as they are
     sections = [overview, documents]
@@ -180,6 +192,7 @@ def render(s: dict, console: Optional[Console] = None) -> None:
     sections += [scores] if s["scores"] else []
     sections += [images] if s["images"] else []
     sections += [meshes] if s["meshes"] else []
+    sections += [splits] if s.get("splits") else []
     sections += [dead_letters] if s["dead_letters"]["total"] else []
     sections += [inputs, options, shards, reconciliation]
     for section in sections:

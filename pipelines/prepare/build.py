@@ -1,6 +1,7 @@
 """The prepare job's pipeline: the stages, in the order the data flows through them.
 
-    read (CSV byte ranges, or .docs files) -> sample -> layout -> media -> group -> write -> dead letters -> commit
+    read (CSV byte ranges, or .docs files) -> sample -> layout -> media -> group -> [split] -> write
+    -> dead letters -> commit
 
 Every stage takes and returns a transforms.stage.StageOutput (main, dead letters, counts), so the job is
 one chain; this module holds no data logic of its own.
@@ -44,9 +45,13 @@ def build(pipeline: beam.Pipeline, job: PrepareJob, progress: bool = False, plan
     if job.loads_media:
         from transforms.media.load_media import LoadMedia  # Pillow, trimesh and scipy load only for runs that need them
 
-        flow = flow | "LoadMedia" >> LoadMedia(job.media, job.tuning.media_batch_rows)
+        flow = flow | "LoadMedia" >> LoadMedia(job.media, job.tuning.media_batch_rows, job.inputs.media_root)
+    flow = flow | "GroupDocuments" >> GroupDocuments(job.staging, job.buckets, job.layout.removes_duplicates)
+    if job.split.fractions:
+        from transforms.split.split_documents import SplitDocuments  # scipy loads only for runs that split
+
+        flow = flow | "SplitDocuments" >> SplitDocuments(job.split, job.inputs.layout, job.staging, job.buckets)
     flow = (flow
-            | "GroupDocuments" >> GroupDocuments(job.staging, job.buckets, job.layout.removes_duplicates)
             | "WriteShards" >> WriteShards(job.shards, job.output, job.writers)
             | "WriteDeadLetters" >> WriteDeadLetters(job.shards, job.output, job.buckets))
     if progress:

@@ -14,9 +14,12 @@ from pipelines.wording import counted
 from pipelines.prepare.beam_options import check_beam_args
 from pipelines.prepare.config_file import merge_config
 from pipelines.prepare.csv_arguments import add_csv_arguments, csv_options
+from pipelines.prepare.split_arguments import add_split_arguments, split_options
 from pipelines.prepare.inputs import decision_lines
 from pipelines.prepare.job import plan_job
 from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
+from transforms.split.assign import LARGE_GROUP
+from transforms.split.nodes import keeps_labels_whole
 from transforms.write.formats import FORMAT_CHOICES
 
 
@@ -71,6 +74,7 @@ def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParse
     io_group.add_argument("--shard-bytes", type=_byte_size, default=OutputOptions.shard_bytes, metavar="SIZE",
                           help="at most about B bytes of Arrow data per shard (default: %(default)s)")
     add_csv_arguments(parser, "reading CSV (Finetuner's CSVOptions)")
+    add_split_arguments(parser)
     media = parser.add_argument_group("media (images and meshes)")
     media.add_argument("--convert-to-blob", action=argparse.BooleanOptionalAction, default=True,
                        help="load and verify images into blob, with mime_type, width, height (default: on)")
@@ -79,6 +83,9 @@ def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParse
     media.add_argument("--fetch-remote", action=argparse.BooleanOptionalAction, default=True,
                        help="also load http(s), gs://, s3:// ... media, not only local files (default: on)")
     _number(media, "--point-cloud-size", MediaOptions.point_cloud_size, "N", "points per mesh")
+    _number(media, "--min-points", MediaOptions.min_points, "N",
+            "a file of points only (no faces) with fewer distinct points is a too_few_points dead letter; "
+            "0: no minimum")
     media.add_argument("--max-media-bytes", type=_byte_size, default=MediaOptions.max_bytes, metavar="SIZE",
                        help="largest media file loaded, e.g. 64M (default: %(default)s bytes)")
     _number(media, "--max-image-pixels", MediaOptions.max_image_pixels, "P",
@@ -139,8 +146,9 @@ def options_from_args(args: argparse.Namespace) -> tuple[CSVOptions, OutputOptio
                            keep_versions=args.keep_versions)
     media = MediaOptions(
         convert_to_blob=args.convert_to_blob, create_point_clouds=args.create_point_clouds,
-        fetch_remote=args.fetch_remote, point_cloud_size=args.point_cloud_size, max_bytes=args.max_media_bytes,
-        timeout=args.fetch_timeout, retries=args.fetch_retries, concurrency=args.fetch_concurrency,
+        fetch_remote=args.fetch_remote, point_cloud_size=args.point_cloud_size, min_points=args.min_points,
+        max_bytes=args.max_media_bytes, timeout=args.fetch_timeout, retries=args.fetch_retries,
+        concurrency=args.fetch_concurrency,
         allowed_roots=args.allowed_roots, allow_private_network=args.allow_private_network,
         max_image_pixels=args.max_image_pixels, image_size=args.image_size, image_box=args.image_box,
         image_format=args.image_format, image_quality=args.image_quality, decode_timeout=args.decode_timeout,
@@ -201,7 +209,7 @@ def _prepare(argv: list[str], planned: list) -> int:
         args, beam_args = parser.parse_known_args(merge_config(argv, parser))
         check_beam_args(beam_args, our_flags(parser))
         csv, output, tuning, media = options_from_args(args)
-        job = plan_job(args.input, csv, output, tuning, media=media)
+        job = plan_job(args.input, csv, output, tuning, media=media, split=split_options(args))
         planned.append(job)
     except ConfigError as exc:
         print(f"finetune-etl: error: {exc}", file=sys.stderr)
@@ -235,10 +243,32 @@ def print_summary(manifest: dict, output: str) -> None:
         print(f"  {key:32} {counts.get(key, 0):>12,}")
     if not manifest["reconciliation"]["reconciled"]:
         print("  warning: counts do not reconcile; see manifest.json", file=sys.stderr)
+    for line in split_lines(manifest):
+        print(line)
     dead = counts.get("dead_letters", 0)
     if dead:
         print(f"finetune-etl: {counted(dead, 'dead letter')} (rows or media that could not be used, each with "
               f"its reason); list them with: finetune-etl errors {shlex.quote(output)}")
+
+
+def split_lines(manifest: dict) -> list[str]:
+    """The splits a run made (documents and share of each, against the fractions asked), and a warning for
+    each group too large for the fractions to be met."""
+    splits = manifest.get("splits")
+    if not splits:
+        return []
+    total = max(sum(s["documents"] for s in splits["per_split"].values()), 1)
+    shares = ", ".join(f"{name} {counted(s['documents'], 'document')} ({s['documents'] / total:.1%}, asked "
+                       f"{s['fraction']:.1%})" for name, s in splits["per_split"].items())
+    joined = "content or a label" if keeps_labels_whole(manifest["layout"], splits["by"]) else "content"
+    lines = [f"finetune-etl: splits: {shares}; documents that share {joined} are in one split"]
+    for group in splits["largest_groups"]:
+        if group["share"] > LARGE_GROUP:
+            lines.append(f"finetune-etl: warning: one group of documents joined by shared content or labels holds "
+                         f"{group['share']:.1%} of them ({counted(group['documents'], 'document')}, all in "
+                         f"{group['split']}), so the splits can miss their fractions; "
+                         "see `largest_groups` in manifest.json")
+    return lines
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ from schemas.inputs import NAMED_DIALECTS, Dialect, InputFile
 from schemas.options import ConfigError, CSVOptions
 from pipelines.prepare import csv_inspect
 from pipelines.prepare.csv_inspect import LAYOUT_COLUMNS, LayoutChoice
-from transforms.uris import is_local, redact
+from transforms.uris import common_folder, is_local, redact
 
 HEAD_BYTES = 64 * 1024
 HEAD_THREADS = 16
@@ -60,6 +60,11 @@ class InputPlan:
     docarray_files: tuple = ()
     estimated_rows: int = 0
     decisions: tuple = ()
+
+    @property
+    def media_root(self) -> Optional[str]:
+        """The folder that relative media paths in the CSV files are kept relative to: their common folder."""
+        return common_folder([f.url for f in self.files])
 
 
 @dataclasses.dataclass(frozen=True)

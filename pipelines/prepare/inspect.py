@@ -17,6 +17,7 @@ from pipelines.prepare.csv_arguments import DELIMITER_NAMES, add_csv_arguments, 
 from schemas.options import ConfigError, CSVOptions
 from transforms.layout import LayoutSpec, apply_layout
 from transforms.read.csv_parse import field_count_reason, field_names
+from transforms.uris import common_folder
 
 
 
@@ -99,7 +100,7 @@ def file_report(head: FileHead, file: InputFile, decision: FileDecision, options
         f"  rows       {estimate}",
     ]
     spec = LayoutSpec(decision.layout, decision.modalities, options.score_scale,
-                      modalities_forced=options.modalities is not None)
+                      modalities_forced=options.modalities is not None, media_root=common_folder([file.url]))
     shown_rows = preview(head, file, spec, rows)
     lines += [f"  {'documents' if i == 0 else '':9}  {line}" for i, line in enumerate(shown_rows)]
     return lines

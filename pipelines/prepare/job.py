@@ -11,7 +11,7 @@ import uuid
 from typing import Optional
 
 from pipelines.prepare.inputs import InputPlan, plan_inputs
-from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
+from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning, SplitOptions
 from transforms.staging import claim, remove_dead_stagings, shards_url, staging_url
 from transforms.output_folder import check_replaceable
 from transforms.layout import LayoutSpec
@@ -34,6 +34,7 @@ class PrepareJob:
     tuning: ReadTuning
     run_id: str
     media: MediaOptions = MediaOptions()
+    split: SplitOptions = SplitOptions()
 
     @property
     def staging(self) -> str:
@@ -68,7 +69,7 @@ class PrepareJob:
     @property
     def layout(self) -> LayoutSpec:
         return LayoutSpec(self.inputs.layout, self.inputs.modalities, self.csv.score_scale,
-                          modalities_forced=self.csv.modalities is not None)
+                          modalities_forced=self.csv.modalities is not None, media_root=self.inputs.media_root)
 
     def manifest(self) -> dict:
         return {
@@ -78,8 +79,9 @@ class PrepareJob:
             "layout": self.inputs.layout,
             "clip": self.layout.is_clip,
             "modalities": list(self.inputs.modalities),
+            "media_root": None if self.inputs.media_root is None else redact(self.inputs.media_root),
             "options": {"csv": dataclasses.asdict(self.csv), "output": dataclasses.asdict(self.output),
-                        "media": dataclasses.asdict(self.media)},
+                        "media": dataclasses.asdict(self.media), "split": dataclasses.asdict(self.split)},
             "inputs": [
                 {"url": redact(f.url), "size": f.size, "delimiter": f.dialect.delimiter,
                  "skipinitialspace": f.dialect.skipinitialspace, "encoding": f.encoding, "header": f.header,
@@ -114,12 +116,16 @@ def resolve_output(url: str, run_id: str, now: datetime.datetime) -> str:
 
 
 def plan_job(input_patterns: list[str], csv: CSVOptions, output: OutputOptions, tuning: ReadTuning,
-             run_id: Optional[str] = None, media: MediaOptions = MediaOptions()) -> PrepareJob:
+             run_id: Optional[str] = None, media: MediaOptions = MediaOptions(),
+             split: SplitOptions = SplitOptions()) -> PrepareJob:
     """Options -> a PrepareJob, checking inputs and output first (ConfigError on a mistake)."""
     writers_for(output.format)  # an unknown format is a mistake before any input is read
     run_id = run_id or new_run_id()
     output = dataclasses.replace(output, output=resolve_output(
         output.output, run_id, datetime.datetime.now(datetime.timezone.utc)))
-    job = PrepareJob(plan_inputs(input_patterns, csv), csv, output, tuning, run_id, media)
+    job = PrepareJob(plan_inputs(input_patterns, csv), csv, output, tuning, run_id, media, split)
+    if split.by == "document" and job.inputs.layout != "labeled":
+        raise ConfigError(f"--split-by document applies to labeled rows; these inputs are read as {job.inputs.layout} "
+                          "(whose groups are fixed: see the README's splits section).")
     check_output(output, job.staging)
     return job

@@ -1,22 +1,64 @@
 """Smoke tests of the benchmark scripts: each starts, runs its variants on a tiny input and writes its report
-(markdown section and PNG charts) to a temporary place. No timing is asserted."""
+(markdown section and PNG charts) to a temporary place. No timing is asserted.
+
+The three scripts are independent (each its own folders, inputs and loopback server) and each runs its variants
+one at a time, so the `benches` fixture starts all three at once and each test waits for its own: on two or
+more cores the module takes about as long as its slowest script instead of the sum of the three."""
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import pipelines
 
 ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 300  # seconds per script
 
 
-def run_bench(module: str, tmp_path: Path, *args: str) -> str:
-    """Run `python -m bench.<module>` with the results and charts in tmp_path; returns the results file's text."""
-    results, charts = tmp_path / "RESULTS.md", tmp_path / "charts"
-    proc = subprocess.run([sys.executable, "-m", f"bench.{module}", "--workdir", str(tmp_path / "work"),
-                           "--results", str(results), "--charts", str(charts), *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return results.read_text()
+class Bench:
+    """`python -m bench.<module>` started with its results, charts, work folder and output in `folder`."""
+
+    def __init__(self, module: str, folder: Path, *args: str):
+        self.folder, self.results, self.log = folder, folder / "RESULTS.md", folder / "bench.log"
+        with open(self.log, "wb") as log:  # a file, not a pipe: nothing blocks while no one reads it
+            self.proc = subprocess.Popen([sys.executable, "-m", f"bench.{module}", "--workdir", str(folder / "work"),
+                                          "--results", str(self.results), "--charts", str(folder / "charts"), *args],
+                                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+
+    def report(self) -> str:
+        """Wait for the script to end; returns the results file's text."""
+        try:
+            self.proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            pytest.fail(f"the bench ran over {TIMEOUT}s:\n{self.stderr_tail()}")
+        assert self.proc.returncode == 0, self.stderr_tail()
+        return self.results.read_text()
+
+    def stderr_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def benches(tmp_path_factory, test_data):
+    """The three bench scripts, started together: {name: Bench}, each in a temporary folder of its own."""
+    running = {
+        "text": Bench("text_bench", tmp_path_factory.mktemp("text"), "--size-mb", "0.05", "--layout", "scores",
+                      "--only", "beam,pyarrow,finetuner-loop"),
+        "scaling": Bench("scaling_bench", tmp_path_factory.mktemp("scaling"), "--rows", "300,900",
+                         "--variants", "beam", "--layout", "labeled"),
+        "media": Bench("media_bench", tmp_path_factory.mktemp("media"), "--copies", "1", "--only", "http,sampling",
+                       "--quick", "--data", str(test_data)),
+    }
+    yield running
+    for bench in running.values():
+        bench.stop()
 
 
 def assert_charts(report: str, tmp_path: Path, names: list[str]) -> None:
@@ -26,9 +68,9 @@ def assert_charts(report: str, tmp_path: Path, names: list[str]) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
 
 
-def test_text_bench_reports_every_variant_with_a_chart(tmp_path):
-    report = run_bench("text_bench", tmp_path, "--size-mb", "0.05", "--layout", "scores",
-                       "--only", "beam,pyarrow,finetuner-loop")
+def test_text_bench_reports_every_variant_with_a_chart(benches):
+    bench = benches["text"]
+    report, tmp_path = bench.report(), bench.folder
     assert "text, scores" in report and "Machine: nproc=" in report and "load average" in report
     table = [line for line in report.splitlines() if line.startswith("| ")]
     ok_rows = {line.split(" | ")[0][2:]: line for line in table if " | ok | " in line}
@@ -38,16 +80,17 @@ def test_text_bench_reports_every_variant_with_a_chart(tmp_path):
     assert_charts(report, tmp_path, ["text-scores-0.05MB.png"])
 
 
-def test_scaling_bench_reports_sizes_verdict_and_chart(tmp_path):
-    report = run_bench("scaling_bench", tmp_path, "--rows", "300,900", "--variants", "beam", "--layout", "labeled")
+def test_scaling_bench_reports_sizes_verdict_and_chart(benches):
+    bench = benches["scaling"]
+    report, tmp_path = bench.report(), bench.folder
     assert "| 300 |" in report and "| 900 |" in report and "FAILED" not in report
     assert "Verdict:" in report and "Least-squares line" in report
     assert_charts(report, tmp_path, ["scaling-labeled.png"])
 
 
-def test_media_bench_fetches_over_loopback_http_and_samples(tmp_path, test_data):
-    report = run_bench("media_bench", tmp_path, "--copies", "1", "--only", "http,sampling", "--quick",
-                       "--data", str(test_data))
+def test_media_bench_fetches_over_loopback_http_and_samples(benches):
+    bench = benches["media"]
+    report, tmp_path = bench.report(), bench.folder
     rows = {line.split(" | ")[0][2:]: line for line in report.splitlines() if line.startswith("| http")}
     assert set(rows) == {"http: pipeline, --convert-to-blob", "http: urllib + Pillow loop"}, rows
     assert not any("FAILED" in line for line in rows.values()), rows

@@ -17,11 +17,15 @@ import psutil
 import pytest
 from support.cluster import DaskCluster
 from conftest import ROOT, assert_reconciled, dead_letters
-from support.faulty_server import FaultyMediaServer
+from support.faulty_server import PERMANENT_KINDS, TRANSIENT_KINDS, FaultyMediaServer
 
 import pipelines
 
-LOAD_URLS = 10_000
+# 2,000 URLs: 63 batches of 32 over 2 worker processes, and every planned fault several times over (with
+# seed 7: 84 transient -- each of 500, 503, 429 and reset at least 15 times --, 18 permanent, 6 slow; see
+# test_the_plan_holds_every_fault). No timing is asserted, so more URLs only repeat the same cases.
+LOAD_URLS = 2_000
+LOAD_PLAN = dict(transient=0.05, permanent=0.01, slow=0.003, seed=7)  # the load run's faults (faulty_server.py)
 MEDIA_ARGS = ("--is-labeled", "--modalities", "image", "--allow-private-network", "--fetch-timeout", "5",
               "--fetch-retries", "3", "--format", "parquet")
 JOB_TIME_LIMIT = 240  # seconds; a job still running then is a hang
@@ -111,12 +115,22 @@ def assert_complete(out: Path, rows: int, permanent: int = 0) -> dict:
 def load_run(tmp_path_factory):
     """A job over LOAD_URLS image URLs of a faulty server: (server, output, seconds, exit code, log)."""
     where = tmp_path_factory.mktemp("load")
-    with FaultyMediaServer(transient=0.05, permanent=0.01, slow=0.003, seed=7) as server:
+    with FaultyMediaServer(**LOAD_PLAN) as server:
         csv_path = write_media_csv(where / "urls.csv", server, range(LOAD_URLS))
         started = time.monotonic()
         job = start_job(csv_path, where / "out", where / "job.log", *LOAD_RUNNER)
         rc = finish(job, where / "job.log")
         yield server, where / "out", time.monotonic() - started, rc, where / "job.log"
+
+
+def test_the_plan_holds_every_fault():
+    """The load run's URLs include each kind of fault several times: every transient failure (500, 503, 429,
+    connection reset), both permanent ones (404, 403) and latency spikes."""
+    with FaultyMediaServer(**LOAD_PLAN) as server:
+        fates = [server.fate(n) for n in range(LOAD_URLS)]
+    planned = collections.Counter(kind if kind == "slow" else (kind, detail) for kind, detail in fates)
+    for kind in [*(("transient", k) for k in TRANSIENT_KINDS), *(("permanent", k) for k in PERMANENT_KINDS), "slow"]:
+        assert planned[kind] >= 5, (kind, planned)
 
 
 def test_load_run_finishes_and_reconciles(load_run):

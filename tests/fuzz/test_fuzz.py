@@ -2,14 +2,19 @@
 
 A run that finds a failing input fails the test and copies the input to tests/fuzz/regressions/<target>/,
 where it becomes a regression case: each file there is replayed here as a fast test.
-FINETUNE_ETL_FUZZ_SECONDS sets the fuzzing time per target (default 20, 60 s for the three; 0 skips fuzzing,
-keeps replays).
+FINETUNE_ETL_FUZZ_SECONDS sets the fuzzing time per target (default 20; 0 skips fuzzing, keeps replays).
+Each target is a single-threaded process, so the targets run side by side, as many at a time as there are CPU
+cores (on an otherwise idle machine each fuzzes on a core of its own for its full time, as it would alone):
+with 2 cores the three take about as long as the slowest-starting one plus one more, instead of the sum of the
+three. FINETUNE_ETL_FUZZ_AT_ONCE=1 runs them one after the other (on a machine busy with other work, where
+two fuzzers at once would each get less than a core).
 """
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,6 +34,10 @@ TARGETS = ("fuzz_csv_splitter", "fuzz_media", "fuzz_mesh_readers")
 SECONDS = int(os.environ.get("FINETUNE_ETL_FUZZ_SECONDS", "20"))
 INPUT_SECONDS = 20  # libFuzzer -timeout: one input taking longer is a failure (a hang)
 RSS_LIMIT_MB = 2560
+# Fuzzing processes at a time: one per core unless FINETUNE_ETL_FUZZ_AT_ONCE says otherwise.
+AT_ONCE = max(1, min(len(TARGETS), int(os.environ.get("FINETUNE_ETL_FUZZ_AT_ONCE", len(os.sched_getaffinity(0))))))
+# fuzz_media starts first: it instruments PIL and trimesh as it imports them (10-20 s before it fuzzes).
+START_ORDER = ("fuzz_media", "fuzz_mesh_readers", "fuzz_csv_splitter")
 
 
 def target_module(target: str):
@@ -59,19 +68,31 @@ def test_seed_corpus_passes(target):
         module.check(path.read_bytes())
 
 
-@pytest.mark.skipif(SECONDS <= 0, reason="FINETUNE_ETL_FUZZ_SECONDS=0: fuzzing skipped")
-@pytest.mark.parametrize("target", TARGETS)
-def test_fuzzing_finds_no_failing_input(target, tmp_path):
-    """libFuzzer drives the target for SECONDS from its seed corpus; any failing input is saved as a regression."""
-    artifacts = tmp_path / "artifacts"
-    artifacts.mkdir()
-    new_inputs = tmp_path / "corpus"  # the first corpus folder gets the new inputs; the seeds stay as they are
+def fuzz(target: str, folder: Path) -> tuple[subprocess.CompletedProcess, list[Path]]:
+    """libFuzzer drives the target for SECONDS from its seed corpus: (the run, the failing inputs it saved)."""
+    artifacts = folder / "artifacts"
+    artifacts.mkdir(parents=True)
+    new_inputs = folder / "corpus"  # the first corpus folder gets the new inputs; the seeds stay as they are
     new_inputs.mkdir()
     command = [sys.executable, str(FUZZ / f"{target}.py"), f"-max_total_time={SECONDS}", f"-timeout={INPUT_SECONDS}",
                f"-rss_limit_mb={RSS_LIMIT_MB}", f"-artifact_prefix={artifacts}/", "-print_final_stats=1",
                str(new_inputs), str(FUZZ / "corpus" / target)]
     run = subprocess.run(command, capture_output=True, text=True, timeout=SECONDS + 180, check=False)
-    found = sorted(artifacts.iterdir())
+    return run, sorted(artifacts.iterdir())
+
+
+@pytest.fixture(scope="module")
+def fuzz_runs(tmp_path_factory):
+    """Every target's fuzz() run, AT_ONCE at a time in START_ORDER: {target: future of its result}."""
+    with ThreadPoolExecutor(AT_ONCE) as pool:
+        yield {target: pool.submit(fuzz, target, tmp_path_factory.mktemp(target)) for target in START_ORDER}
+
+
+@pytest.mark.skipif(SECONDS <= 0, reason="FINETUNE_ETL_FUZZ_SECONDS=0: fuzzing skipped")
+@pytest.mark.parametrize("target", TARGETS)
+def test_fuzzing_finds_no_failing_input(target, fuzz_runs):
+    """libFuzzer drives the target for SECONDS from its seed corpus; any failing input is saved as a regression."""
+    run, found = fuzz_runs[target].result()
     if run.returncode == 0 and not found:
         return
     saved = []

@@ -258,8 +258,9 @@ GOOD_MESH = (f"OFF\n4 4 0\n{make_corpus.TETRAHEDRON}{make_corpus.TETRA_FACES}".e
 
 
 def clouds(items: list, options: MediaOptions) -> list:
-    """decode_sandbox.point_cloud of each (bytes, file type, uri) item, in order."""
-    return [decode_sandbox.point_cloud(*item, options) for item in items]
+    """The points (or MediaError) decode_sandbox.point_cloud gives for each (bytes, file type, uri) item, in order."""
+    results = [decode_sandbox.point_cloud(*item, options) for item in items]
+    return [r if isinstance(r, MediaError) else r.points for r in results]
 
 
 def deep_mesh() -> tuple[bytes, str, str]:

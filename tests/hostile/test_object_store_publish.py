@@ -18,7 +18,7 @@ from conftest import ROOT
 from pipelines.cli import main
 from transforms.output_folder import foreign_entries
 
-BIG_ROWS = 60_000  # with --shard-rows 500: ~240 shard uploads, seconds of writing before the commit
+BIG_ROWS = 12_000  # with --shard-rows 100: ~290 objects to upload, seconds of writing before the commit
 
 
 def pairs(rows: int, seed: int) -> bytes:
@@ -109,7 +109,7 @@ def test_a_killed_run_leaves_a_complete_dataset_and_the_next_run_clears_what_it_
     assert prepare(small, out) == 0
     before = pipelines.load_manifest(out)
     job = subprocess.Popen([sys.executable, "-m", "pipelines.prepare", "--input", big, "--output", out, "--overwrite",
-                            "--shard-rows", "500"],
+                            "--shard-rows", "100"],
                            cwd=ROOT, env=gcs.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     marker = {"writing": "/documents/", "committing": "/manifest.json"}[moment]

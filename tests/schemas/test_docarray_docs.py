@@ -33,7 +33,7 @@ def _row(**fields) -> dict:
 
 
 def _chunk(**fields) -> dict:
-    names = ["modality", "text", "uri", "blob", "mime_type", "width", "height", "point_cloud"]
+    names = ["modality", "text", "uri", "blob", "mime_type", "width", "height", "point_cloud", "point_cloud_from"]
     return {name: fields.get(name) for name in names}
 
 
@@ -42,7 +42,8 @@ ROWS = {
                          source_file="train.csv", source_row=3),
     "image": _row(id="i1", label="t-shirt", modality="image", uri="data/shirt.png", blob=b"\x89PNG\x00\x01",
                   mime_type="image/png", width=224, height=160, source_file="images.csv", source_row=0),
-    "mesh": _row(id="m1", label="desk", modality="mesh", uri="data/desk-001.off", point_cloud=CLOUD.tolist()),
+    "mesh": _row(id="m1", label="desk", modality="mesh", uri="data/desk-001.off", point_cloud=CLOUD.tolist(),
+                 point_cloud_from="surface"),
     "pair": _row(id="p1", score=0.9, modality="pair", source_file="pairs.jsonl", source_row=7, chunks=[
         _chunk(modality="text", text="the weather is nice"),
         _chunk(modality="image", uri="https://x/skirt-1.png", blob=b"img", mime_type="image/png", width=2, height=3),
@@ -70,6 +71,7 @@ def test_docs_fields():
     assert image.blob == b"\x89PNG\x00\x01" and (image.width, image.height) == (224, 160)
     assert mesh.tensor.dtype == np.float32 and mesh.tensor.shape == (2048, 3)
     np.testing.assert_array_equal(mesh.tensor, CLOUD)
+    assert (mesh.point_cloud_from, text.point_cloud_from) == ("surface", None)
     assert pair.tags == {"finetuner_score": 0.9} and isinstance(pair.chunks, DocList)
     assert [c.modality for c in pair.chunks] == ["text", "image"] and isinstance(pair.chunks[0], ChunkDoc)
     assert values.tags == {"finetuner_score": 0.0}  # null label -> no key

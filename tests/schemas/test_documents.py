@@ -1,20 +1,21 @@
 """schemas.documents: the candidate schema and dead letters as Arrow batches."""
 import pyarrow as pa
 
-from schemas.documents import CANDIDATE_SCHEMA, DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA, KEY, DeadLetter, dead_letter_batch
+from schemas.documents import CANDIDATE_SCHEMA, DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA, KEY, RAW, DeadLetter, dead_letter_batch
 
 
-def test_candidate_schema_is_document_schema_without_id_plus_key():
-    assert CANDIDATE_SCHEMA.names == [n for n in DOCUMENT_SCHEMA.names if n != "id"] + [KEY]
-    assert CANDIDATE_SCHEMA.field(KEY).type == pa.uint64()
+def test_candidate_schema_is_document_schema_without_id_plus_key_and_raw_row():
+    assert CANDIDATE_SCHEMA.names == [n for n in DOCUMENT_SCHEMA.names if n != "id"] + [KEY, RAW]
+    assert CANDIDATE_SCHEMA.field(KEY).type == pa.uint64() and CANDIDATE_SCHEMA.field(RAW).type == pa.string()
     for field in CANDIDATE_SCHEMA:
-        if field.name != KEY:
+        if field.name not in (KEY, RAW):
             assert DOCUMENT_SCHEMA.field(field.name).equals(field)
 
 
 def test_document_chunks_share_the_content_fields():
     chunk = DOCUMENT_SCHEMA.field("chunks").type.value_type
-    assert [f.name for f in chunk] == ["modality", "text", "uri", "blob", "mime_type", "width", "height", "point_cloud"]
+    assert [f.name for f in chunk] == ["modality", "text", "uri", "blob", "mime_type", "width", "height", "point_cloud",
+                                       "point_cloud_from"]
     assert DOCUMENT_SCHEMA.field("point_cloud").type == pa.list_(pa.list_(pa.float32(), 3))
 
 

@@ -39,6 +39,7 @@ def test_output_options_errors(kwargs, named):
 
 @pytest.mark.parametrize("kwargs, named", [
     ({"point_cloud_size": 0}, "--point-cloud-size 0"),
+    ({"min_points": -1}, "--min-points -1"),
     ({"max_bytes": 0}, "--max-media-bytes 0"),
     ({"timeout": 0}, "--fetch-timeout"),
     ({"retries": -1}, "--fetch-retries"),
@@ -61,7 +62,7 @@ def test_valid_edges_are_accepted():
                encoding="latin-1", dialect="excel-tab")
     CSVOptions(score_scale=5.0)  # auto may turn out to be scores
     OutputOptions("out", shard_rows=1, shard_bytes=1024)
-    MediaOptions(retries=0, decode_timeout=0, image_quality=1, image_box=(1, 1), image_format="webp")
+    MediaOptions(retries=0, decode_timeout=0, image_quality=1, image_box=(1, 1), image_format="webp", min_points=0)
 
 
 def test_config_error_is_a_value_error_and_options_are_frozen():
@@ -69,3 +70,17 @@ def test_config_error_is_a_value_error_and_options_are_frozen():
     with pytest.raises(AttributeError):
         CSVOptions().layout = "pairs"
     assert ReadTuning().range_bytes > ReadTuning().batch_rows > ReadTuning().media_batch_rows
+
+
+def test_split_fractions_read_as_written_and_are_checked():
+    from schemas.options import SplitOptions, split_fractions
+
+    assert split_fractions("train=0.8, validation=0.1,test=0.1") == (("train", 0.8), ("validation", 0.1), ("test", 0.1))
+    assert SplitOptions(split_fractions("a-1=0.5,b_2=0.5")).names == ("a-1", "b_2")
+    for text, message in [("a=0.7,b=0.2", "add up to 0.9"), ("a=0.5,a=0.5", "names a split twice"),
+                          ("x y=0.5,b=0.5", "only letters, digits"), ("a=1", "between 0 and 1"),
+                          ("a", "NAME=FRACTION"), ("a=half,b=0.5", "NAME=FRACTION")]:
+        with pytest.raises(ConfigError, match=message):
+            SplitOptions(split_fractions(text))
+    with pytest.raises(ConfigError, match="--split-by 'row'"):
+        SplitOptions((("a", 0.5), ("b", 0.5)), by="row")

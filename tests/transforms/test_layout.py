@@ -3,9 +3,9 @@ resolved against the CSV's folder."""
 import pyarrow as pa
 import pytest
 
-from schemas.documents import CANDIDATE_SCHEMA, KEY
+from schemas.documents import CANDIDATE_SCHEMA, KEY, RAW
 from transforms.document_keys import document_keys
-from transforms.layout import LayoutSpec, apply_layout
+from transforms.layout import LayoutSpec, apply_layout, row_texts
 
 CSV = "/data/csvs/in.csv"
 
@@ -153,6 +153,45 @@ def test_relative_media_paths_are_resolved_against_the_csv_folder(csv, expected)
     assert dead == []
     assert docs.column("uri").to_pylist() == expected + absolute
     assert docs.column("text").null_count == docs.num_rows
+
+
+def test_relative_media_paths_stay_as_written_relative_to_the_media_root():
+    """With the run's media root (the inputs' common folder), a relative path is kept as the CSV wrote it
+    (prefixed by the CSV's folder within the root): the dataset means the same on another machine."""
+    values = ["img/a.jpg", "../b.png", "/abs/c.jpg", "gs://other/e.png"]
+    spec = LayoutSpec("labeled", ("image",), media_root="/data")
+    docs, _, _ = apply_layout(rows(*[(v, "label") for v in values], file="/data/in.csv"), spec)
+    assert docs.column("uri").to_pylist() == values
+    docs, _, _ = apply_layout(rows(*[(v, "label") for v in values], file="/data/csvs/in.csv"), spec)
+    assert docs.column("uri").to_pylist() == ["csvs/img/a.jpg", "csvs/../b.png", "/abs/c.jpg", "gs://other/e.png"]
+
+
+def test_an_image_query_labels_its_pairs_with_the_uri_the_dataset_keeps():
+    spec = LayoutSpec("pairs", ("image", "image"), media_root="/data")
+    docs, _, _ = apply_layout(rows(("q.jpg", "d1.jpg"), ("q.jpg", "d2.jpg"), file="/data/set/in.csv"), spec)
+    assert fields(docs, "uri", "label") == [("set/q.jpg", "set/q.jpg"), ("set/q.jpg", "set/q.jpg"),
+                                            ("set/d1.jpg", "set/q.jpg"), ("set/d2.jpg", "set/q.jpg")]
+    assert_keys_are_content_keys(docs)
+
+
+@pytest.mark.parametrize("layout, modalities, records, documents", [
+    ("labeled", ("image",), [("img/a,b.jpg", "cats"), ("c.png", "dogs")], 1),
+    ("pairs", ("image", "image"), [("q.jpg", "d,1.jpg"), ("q.jpg", "e.jpg")], 2),
+    ("pairs", ("text", "image"), [("a, cat", "cat.jpg"), ("a dog", "dog.jpg")], 1),
+    ("values", ("text", "mesh"), [("x\ny", "m.ply"), ("z", "n.obj")], 2),
+])
+def test_media_candidates_carry_their_csv_row_for_the_media_stage(layout, modalities, records, documents):
+    """Every candidate of a run that loads media keeps its row's text (as a layout dead letter's raw);
+    text-only runs carry nothing."""
+    batch = rows(*records)
+    docs, dead, _ = apply_layout(batch, LayoutSpec(layout, modalities))
+    assert dead == [] and docs.num_rows == 2 * documents
+    expected = row_texts(batch).to_pylist()
+    assert '"' in expected[0] and docs.column(RAW).to_pylist() == expected * documents
+    by_row = {(d["source_row"], d[RAW]) for d in docs.to_pylist()}
+    assert by_row == {(2, expected[0]), (3, expected[1])}
+    text_only, _, _ = apply_layout(rows(("a", "b")), LayoutSpec("labeled", ("text",)))
+    assert text_only.column(RAW).null_count == text_only.num_rows
 
 
 def test_a_modality_dead_letter_advises_what_fits_the_run():

@@ -35,14 +35,15 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Optional
 
 from schemas.options import MediaOptions
 from transforms.media.images import DecodedImage
 from transforms.media.images import decode_image as _decode_image
 from transforms.media.errors import MediaError
+
+if TYPE_CHECKING:  # meshes imports trimesh: only runs that have meshes load it
+    from transforms.media.meshes import Cloud
 
 START_SECONDS = 120.0  # a child's imports (numpy, Pillow, trimesh) on a loaded machine; not a file's time
 MIN_CAP, MAX_CAP = 1 << 30, 4 << 30  # the range of the default --decode-memory
@@ -65,13 +66,13 @@ def decode_image(data: bytes, options: MediaOptions) -> DecodedImage | MediaErro
     return answer
 
 
-def point_cloud(data: bytes, file_type: str, uri: str, options: MediaOptions) -> np.ndarray | MediaError:
-    """A mesh file -> a (count, 3) float32 cloud or a MediaError (meshes.point_cloud under the time limit and
-    memory cap)."""
-    count = options.point_cloud_size
+def point_cloud(data: bytes, file_type: str, uri: str, options: MediaOptions) -> "Cloud | MediaError":
+    """A mesh file -> its meshes.Cloud of options.point_cloud_size points, or a MediaError (meshes.file_cloud
+    with options.min_points, under the time limit and memory cap)."""
+    args = (data, file_type, uri, options.point_cloud_size, options.min_points)
     if not options.decode_timeout:
-        return _mesh_point_cloud(data, file_type, uri, count)
-    return _sandbox().call("mesh", (data, file_type, uri, count), options, file_type + " mesh")
+        return _file_cloud(*args)
+    return _sandbox().call("mesh", args, options, file_type + " mesh")
 
 
 @functools.cache
@@ -243,15 +244,15 @@ def _image(data: bytes, options: MediaOptions):
     return result
 
 
-def _mesh_point_cloud(data: bytes, file_type: str, uri: str, count: int):
-    """meshes.point_cloud, imported on first use: trimesh (and scipy) load only in runs that have meshes."""
-    from transforms.media.meshes import point_cloud
+def _file_cloud(data: bytes, file_type: str, uri: str, count: int, min_points: int):
+    """meshes.file_cloud, imported on first use: trimesh (and scipy) load only in runs that have meshes."""
+    from transforms.media.meshes import file_cloud
 
-    return point_cloud(data, file_type, uri, count)
+    return file_cloud(data, file_type, uri, count, min_points)
 
 
-def _mesh(data: bytes, file_type: str, uri: str, count: int):
-    result = _mesh_point_cloud(data, file_type, uri, count)
+def _mesh(data: bytes, file_type: str, uri: str, count: int, min_points: int):
+    result = _file_cloud(data, file_type, uri, count, min_points)
     if isinstance(result, MediaError):
         raise result
     return result

@@ -12,21 +12,22 @@ from __future__ import annotations  # keeps Beam from reading StageOutput annota
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
+from typing import Iterator, Optional
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from schemas.documents import KEY, DeadLetter
+from schemas.documents import KEY, RAW, DeadLetter
 from schemas.modalities import uri_extension
 from schemas.options import MediaOptions
 from transforms.coders import batch_bytes, bytes_batch
 from transforms.media.decode_sandbox import decode_image, point_cloud
 from transforms.media.errors import MediaError
 from transforms.media.fetch import fetch_all
+from transforms.media.images import DecodedImage
 from transforms.stage import StageOutput, apply_step, count, step_outputs
-from transforms.uris import is_remote
+from transforms.uris import is_remote, resolve
 
 STAGE = "media"
 SPREAD_KEYS = 1 << 20  # batches are grouped by their first key modulo this, to spread them over workers
@@ -39,10 +40,13 @@ def _wanted(kind: str, uri: str, options: MediaOptions) -> bool:
     return (kind == "image" and options.convert_to_blob) or (kind == "mesh" and options.create_point_clouds)
 
 
-def load_media(rows: list[dict], options: MediaOptions) -> tuple[list[dict], list[DeadLetter], dict]:
+def load_media(rows: list[dict], options: MediaOptions, media_root: Optional[str] = None,
+               ) -> tuple[list[dict], list[DeadLetter], dict]:
     """Document dicts -> (documents with media fields filled, dead letters, counts).
 
-    A document's media are its own uri (modality image or mesh) and its chunks' uris."""
+    A document's media are its own uri (modality image or mesh) and its chunks' uris; relative uris are
+    read from `media_root` (the run's common input folder). A dead letter's `raw` is the document's CSV
+    row (its uri for documents from .docs files)."""
     refs = []  # (row index, chunk index or None, uri, kind); uri None: the document carries its blob
     for i, row in enumerate(rows):
         targets = [(None, row)] if row["chunks"] is None else list(enumerate(row["chunks"]))
@@ -51,9 +55,11 @@ def load_media(rows: list[dict], options: MediaOptions) -> tuple[list[dict], lis
                 refs.append((i, c, None, "image"))  # already loaded (e.g. our own output): verify and describe
             elif target["modality"] == "mesh" and target["point_cloud"] is not None:
                 continue  # already sampled
-            elif target["uri"] and _wanted(target["modality"], target["uri"], options):
+            elif target["uri"] and _wanted(target["modality"], resolve(target["uri"], media_root), options):
                 refs.append((i, c, target["uri"], target["modality"]))
-    fetched = {f.uri: f for f in fetch_all(sorted({uri for _, _, uri, _ in refs if uri}), options)}
+    located = {uri: resolve(uri, media_root) for _, _, uri, _ in refs if uri}
+    by_location = {f.uri: f for f in fetch_all(sorted(set(located.values())), options)}
+    fetched = {uri: by_location[location] for uri, location in located.items()}
     loaded: dict[tuple, object] = {}
     images: dict[tuple, bytes] = {}  # (row, chunk) -> bytes to decode
     for i, c, uri, kind in refs:
@@ -75,15 +81,19 @@ def load_media(rows: list[dict], options: MediaOptions) -> tuple[list[dict], lis
         if errors:
             uri, error = errors[0]
             uri = uri or "the document's blob"
+            named = located.get(uri, uri)
             dead.append(DeadLetter(row["source_file"], row["source_row"], STAGE, error.reason_class,
-                                   error.reason if uri in error.reason else f"{uri}: {error.reason}", uri))
+                                   error.reason if named in error.reason else f"{named}: {error.reason}",
+                                   row[RAW] or uri))
             continue
+        row[RAW] = None  # needed only for dead letters: not carried through the shuffles that follow
         for j, c, _, _ in refs:
             if j == i:
                 _fill(row if c is None else row["chunks"][c], loaded[(j, c)])
         good.append(row)
-    fetched_bytes = sum(len(f.data) for f in fetched.values() if f.data is not None)
-    counts = count(STAGE, dead=dead, documents_rejected=len(dead), media_files=len(fetched), bytes_fetched=fetched_bytes)
+    fetched_bytes = sum(len(f.data) for f in by_location.values() if f.data is not None)
+    counts = count(STAGE, dead=dead, documents_rejected=len(dead), media_files=len(by_location),
+                   bytes_fetched=fetched_bytes)
     return good, dead, counts
 
 
@@ -95,10 +105,11 @@ def _decoder_pool() -> ThreadPoolExecutor:
 
 
 def _fill(target: dict, media) -> None:
-    if isinstance(media, np.ndarray):
-        target["point_cloud"] = media
-        return
-    target.update(blob=media.blob, mime_type=media.mime_type, width=media.width, height=media.height)
+    """A document or chunk dict, its DecodedImage or meshes.Cloud -> the dict with its media fields set."""
+    if isinstance(media, DecodedImage):
+        target.update(blob=media.blob, mime_type=media.mime_type, width=media.width, height=media.height)
+    else:
+        target.update(point_cloud=media.points, point_cloud_from=media.origin)
 
 
 def cut(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
@@ -145,20 +156,20 @@ def to_batch(rows: list[dict], schema: pa.Schema) -> pa.RecordBatch:
 
 
 class _LoadMediaFn(beam.DoFn):
-    def __init__(self, options: MediaOptions):
-        self._options = options
+    def __init__(self, options: MediaOptions, media_root: Optional[str]):
+        self._options, self._media_root = options, media_root
 
     def process(self, batch: pa.RecordBatch) -> Iterator:
-        good, dead, counts = load_media(batch.to_pylist(), self._options)
+        good, dead, counts = load_media(batch.to_pylist(), self._options, self._media_root)
         yield from step_outputs([to_batch(good, batch.schema)] if good else [], dead, counts)
 
 
 class LoadMedia(beam.PTransform):
     """Stage: main = candidate RecordBatches -> main = the candidates whose media loaded, media filled in."""
 
-    def __init__(self, options: MediaOptions, batch_rows: int = 32):
+    def __init__(self, options: MediaOptions, batch_rows: int = 32, media_root: Optional[str] = None):
         super().__init__()
-        self._options, self._batch_rows = options, batch_rows
+        self._options, self._batch_rows, self._media_root = options, batch_rows, media_root
 
     def expand(self, flow: StageOutput) -> StageOutput:
         rows = self._batch_rows
@@ -169,4 +180,4 @@ class LoadMedia(beam.PTransform):
             | "SpreadMediaBatches" >> beam.GroupByKey()
             | "MediaBatches" >> beam.FlatMap(lambda keyed: map(bytes_batch, keyed[1])).with_output_types(pa.RecordBatch)
         )
-        return apply_step(flow.advance(batches), "LoadMedia", _LoadMediaFn(self._options))
+        return apply_step(flow.advance(batches), "LoadMedia", _LoadMediaFn(self._options, self._media_root))

@@ -6,8 +6,9 @@ understand) is loaded with trimesh.
 
 Sampling is vectorized per mesh (triangle areas FACE_BLOCK faces at a time, so that a mesh of millions of
 triangles takes 8 bytes per face beyond its arrays, not a hundred; points in a few numpy calls); each
-mesh draws from its own `np.random.default_rng(seed)`, seeded from its URI, so a cloud is bit-identical on
-every run and runner. Every file that cannot become a cloud is a MediaError; running out of memory raises
+mesh draws from its own `np.random.default_rng(seed)`, seeded from its URI as the dataset names it (a
+relative path stays relative to the inputs' folder), so a cloud is bit-identical on every run, runner and
+machine. Every file that cannot become a cloud is a MediaError; running out of memory raises
 MemoryError (decode_sandbox makes it `decode_memory`).
 """
 import dataclasses
@@ -16,7 +17,7 @@ import io
 import json
 import re
 import struct
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import trimesh
@@ -28,6 +29,7 @@ from transforms.media.mesh_readers import read_mesh
 MESH_TYPES = MESH_EXTENSIONS
 TEXT_MESH_TYPES = ("obj", "off", "gltf")
 FACE_BLOCK = 1 << 20
+SURFACE, POINTS = "surface", "points"  # where a cloud came from: a mesh's triangles, a file's own points
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +41,14 @@ class Geometry:
     faces: Optional[np.ndarray] = None
     points: Optional[np.ndarray] = None
     dropped_faces: int = 0
+
+
+class Cloud(NamedTuple):
+    """A (count, 3) float32 point cloud and where it came from: SURFACE (sampled over a mesh's triangles) or
+    POINTS (drawn from a file of points only)."""
+
+    points: np.ndarray
+    origin: str
 
 
 def mesh_seed(uri: str) -> int:
@@ -243,10 +253,29 @@ def _points_on_faces(vertices: np.ndarray, corners: np.ndarray, uv: np.ndarray) 
     return (origin + uv[..., :1] * e1 + uv[..., 1:] * e2).astype(np.float32)
 
 
-def point_cloud(data: bytes, file_type: str, uri: str, count: int) -> np.ndarray | MediaError:
-    """A mesh file's bytes, its type and uri -> a (count, 3) float32 point cloud seeded by the uri, or a MediaError."""
+def file_cloud(data: bytes, file_type: str, uri: str, count: int, min_points: int = 0) -> Cloud | MediaError:
+    """A mesh file's bytes, its type and uri -> its Cloud of `count` points seeded by the uri, or a MediaError.
+
+    A file of points only (no surface to sample) with fewer than `min_points` distinct points is
+    `too_few_points` (0: no minimum); meshes with faces are never refused for it."""
     try:
         geometry = load_geometry(data, file_type)
     except MediaError as error:
         return error
-    return sample_point_cloud(geometry, mesh_seed(uri), count)
+    if geometry.faces is None and min_points:
+        distinct = len(np.unique(geometry.points, axis=0))
+        if distinct < min_points:
+            return MediaError("too_few_points", f"the {file_type} file has no faces and only {distinct} distinct "
+                                                f"points, fewer than --min-points {min_points}; lower --min-points "
+                                                "(0 turns the check off) to sample it anyway.")
+    cloud = sample_point_cloud(geometry, mesh_seed(uri), count)
+    if isinstance(cloud, MediaError):
+        return cloud
+    return Cloud(cloud, POINTS if geometry.faces is None else SURFACE)
+
+
+def point_cloud(data: bytes, file_type: str, uri: str, count: int) -> np.ndarray | MediaError:
+    """A mesh file's bytes, its type and uri -> a (count, 3) float32 point cloud seeded by the uri, or a MediaError
+    (file_cloud's points, with no minimum of distinct points)."""
+    cloud = file_cloud(data, file_type, uri, count)
+    return cloud.points if isinstance(cloud, Cloud) else cloud

@@ -2,10 +2,11 @@
 
 Accepts docarray's protobuf-array format, what `DocList.save_binary` writes by default and what our
 docarray output writes, raw or compressed with zlib, gzip or bz2. Documents are read from the protobuf
-messages directly, so any document class works: `text`, `uri`, `blob`, `tensor` (an (N, 3) point cloud),
-`modality`, `tags` with `finetuner_label` / `finetuner_score`, and `chunks` for two-chunk documents, as on
-Finetuner's "Prepare Training Data" page. A file that cannot be read is one dead letter; a document
-with no content is a dead letter naming its position in the file.
+messages directly, so any document class works: `text`, `uri`, `blob`, `tensor` (an (N, 3) point cloud) with
+`point_cloud_from` (what it was sampled from, kept as it says; null without a tensor), `modality`, `tags` with
+`finetuner_label` / `finetuner_score`, and `chunks` for two-chunk documents, as on Finetuner's "Prepare
+Training Data" page. A file that cannot be read is one dead letter; a document with no content is a dead
+letter naming its position in the file.
 """
 import bz2
 import gzip
@@ -76,7 +77,8 @@ def _content(doc) -> dict:
     tensor = fields.tensor
     cloud = tensor.astype(np.float32).tolist() if isinstance(tensor, np.ndarray) and tensor.ndim == 2 and tensor.shape[1] == 3 else None
     content = {"text": fields.text, "uri": fields.uri, "blob": fields.blob, "mime_type": fields.mime_type,
-               "width": fields.width, "height": fields.height, "point_cloud": cloud}
+               "width": fields.width, "height": fields.height, "point_cloud": cloud,
+               "point_cloud_from": None if cloud is None else fields.point_cloud_from}
     content = {k: v if v is None or k in ("blob", "point_cloud", "width", "height") else str(v) for k, v in content.items()}
     return dict(content, modality=str(fields.modality or infer_modality(fields)), _fields=fields)
 

@@ -193,7 +193,8 @@ def _map(nodes: dict) -> _Bytes:
 
 
 _CONTENT = {"text": _text, "uri": _text, "mime_type": _text, "width": _integer, "height": _integer,
-            "blob": lambda c: _field(BLOB, _values(c.fill_null(b"").cast(BYTES))), "tensor": _tensor}
+            "blob": lambda c: _field(BLOB, _values(c.fill_null(b"").cast(BYTES))), "tensor": _tensor,
+            "point_cloud_from": _text}
 
 
 def _content(columns: dict, ids: pa.Array) -> dict:
@@ -230,6 +231,7 @@ def _documents(batch: pa.RecordBatch) -> pa.Array:
     nodes["chunks"] = _optional(columns["chunks"], lambda c: _field(DOC_ARRAY, _values(_chunk_lists(c, ids))))
     nodes["source_file"] = _optional(columns["source_file"], _text)
     nodes["source_row"] = _optional(columns["source_row"], _integer)
+    nodes["split"] = _optional(columns["split"], _text)
     return _join(_field(LIST_DOCS, _map(nodes)), batch.num_rows)
 
 

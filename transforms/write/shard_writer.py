@@ -15,7 +15,8 @@ from transforms.storage import filesystem
 
 @dataclasses.dataclass(frozen=True)
 class FileRecord:
-    """One staged file: its dataset folder, the (bucket, part) that orders it, where it is, rows and bytes."""
+    """One staged file: its dataset folder, the (bucket, part) that orders it, where it is, rows and bytes,
+    and the split its documents belong to ('' without --split)."""
 
     folder: str
     bucket: int
@@ -23,6 +24,7 @@ class FileRecord:
     path: str
     rows: int
     bytes: int
+    split: str = ""
 
 
 class ShardWriter(abc.ABC):
@@ -48,9 +50,9 @@ class ShardWriter(abc.ABC):
         self.rows += batch.num_rows
         self._write(batch)
 
-    def close(self, bucket: int = 0, part: int = 0) -> FileRecord:
-        """Finish the shard -> its FileRecord (bucket and part order the shards at commit)."""
-        return FileRecord(self.folder, bucket, part, self.url, self.rows, self._close())
+    def close(self, bucket: int = 0, part: int = 0, split: str = "") -> FileRecord:
+        """Finish the shard -> its FileRecord (split, bucket and part order the shards at commit)."""
+        return FileRecord(self.folder, bucket, part, self.url, self.rows, self._close(), split)
 
     @abc.abstractmethod
     def _write(self, batch: Union[pa.RecordBatch, pa.Table]) -> None:
@@ -61,8 +63,9 @@ class ShardWriter(abc.ABC):
         """Flush and close -> the file's size in bytes."""
 
 
-def write_shard(writer: type[ShardWriter], table: pa.Table, url: str, bucket: int = 0, part: int = 0) -> FileRecord:
+def write_shard(writer: type[ShardWriter], table: pa.Table, url: str, bucket: int = 0, part: int = 0,
+                split: str = "") -> FileRecord:
     """Write a whole table as one shard of the given format -> its FileRecord."""
     shard = writer(url)
     shard.write(table)
-    return shard.close(bucket, part)
+    return shard.close(bucket, part, split)

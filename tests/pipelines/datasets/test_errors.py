@@ -127,7 +127,7 @@ def test_clip_media_row_is_read_again_whole(tmp_path, capsys):
     shutil.copy(IMAGES / "apple.png", data / "images" / "apple.png")
     source = write_csv(data, '"An apple, red.",images/apple.png\n"A pear, green.",images/pear.png\n', "clip.csv")
     out = run_prepare(tmp_path, source, "--layout", "pairs")
-    assert [(d["source_row"], d["raw"]) for d in dead_letters(out)] == [(2, f"{data}/images/pear.png")]
+    assert [(d["source_row"], d["raw"]) for d in dead_letters(out)] == [(2, '"A pear, green.",images/pear.png')]
     retry_csv = tmp_path / "retry.csv"
     result = errors(capsys, str(out), "--retry", str(retry_csv))["retry"]
     assert retry_csv.read_text(encoding="utf-8") == f'"A pear, green.",{data}/images/pear.png\n'
@@ -139,20 +139,31 @@ def test_clip_media_row_is_read_again_whole(tmp_path, capsys):
 
 
 def test_rows_that_cannot_be_written_again_are_listed(tmp_path, capsys):
-    source = write_csv(tmp_path, b"caf\xe9 au lait, drinks\nimages/gone.jpg, things\nimages/none.jpg, things\n", "mixed.csv")
-    out = run_prepare(tmp_path, source, "--layout", "labeled", "--modalities", "image")
-    assert sorted(d["reason_class"] for d in dead_letters(out)) == ["encoding", "missing", "missing"]
-    with open(source, "ab") as handle:  # the file changes after the run: its line numbers cannot be trusted
-        handle.write(b"images/more.jpg, things\n")
+    source = write_csv(tmp_path, b"caf\xe9 au lait, drinks\ntea, drinks\n", "latin.csv")
+    out = run_prepare(tmp_path, source, "--is-labeled")
+    assert [d["reason_class"] for d in dead_letters(out)] == ["encoding"]
     result = errors(capsys, str(out), "--retry", str(tmp_path / "retry.csv"))["retry"]
     assert result["rows"] == 0 and result["file"] is None and not (tmp_path / "retry.csv").exists()
-    why = {r["source_row"]: r["why"] for r in result["not_retryable"]}
-    assert "not valid utf-8" in why[1]
-    assert "changed since the run" in why[2] and why[2] == why[3]
+    (why,) = result["not_retryable"]
+    assert why["source_row"] == 1 and "not valid utf-8" in why["why"]
     capsys.readouterr()
     assert main(["errors", str(out), "--retry", str(tmp_path / "retry.csv")]) == 0
     printed = capsys.readouterr().out
-    assert "Not retryable: 3" in printed and "was not written" in printed
+    assert "Not retryable: 1" in printed and "was not written" in printed
+
+
+def test_media_rows_are_written_again_after_their_csv_is_gone(tmp_path, capsys):
+    """A media dead letter keeps its CSV row: the retry file does not need the CSV any more."""
+    source = write_csv(tmp_path, b"images/gone.jpg, things\nimages/none.jpg, things\n", "media.csv")
+    out = run_prepare(tmp_path, source, "--layout", "labeled", "--modalities", "image")
+    assert [(d["reason_class"], d["raw"]) for d in dead_letters(out)] == [
+        ("missing", "images/gone.jpg,things"), ("missing", "images/none.jpg,things")]
+    source.unlink()
+    retry_csv = tmp_path / "retry.csv"
+    result = errors(capsys, str(out), "--retry", str(retry_csv))["retry"]
+    assert result["rows"] == 2 and result["not_retryable"] == []
+    assert retry_csv.read_text(encoding="utf-8") == (
+        f"{tmp_path}/images/gone.jpg,things\n{tmp_path}/images/none.jpg,things\n")
 
 
 def test_missing_dataset_is_one_line_and_exit_2(tmp_path, capsys):

@@ -56,3 +56,28 @@ def test_hugging_face_datasets_loads_point_clouds_and_chunks(meshes, clip, tmp_p
         {k: v[0] for k, v in chunks.items()}, {k: v[1] for k, v in chunks.items()})
     assert (first["modality"], second["modality"]) == ("text", "image")
     assert second["width"] > 0 and second["blob"]
+
+
+def test_datasets_of_earlier_versions_load_with_the_new_columns_null(clip, tmp_path):
+    """A dataset written before `point_cloud_from` and `split` existed (the columns dropped from its
+    shards here, in the documents and in the chunks) still loads whole, those columns null."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    old = tmp_path / "old"
+    shutil.copytree(clip, old)
+    for shard in (old / "documents").glob("*.parquet"):
+        table = pq.read_table(shard).drop_columns(["point_cloud_from", "split"])
+        chunks = table.column("chunks").combine_chunks()
+        kept = [f for f in chunks.type.value_type if f.name != "point_cloud_from"]
+        values = pa.StructArray.from_arrays([chunks.values.field(f.name) for f in kept], fields=kept)
+        older = pa.ListArray.from_arrays(chunks.offsets, values, mask=chunks.is_null())
+        pq.write_table(table.set_column(table.column_names.index("chunks"), "chunks", older), shard)
+    loaded, current = pipelines.load_table(str(old)), pipelines.load_table(str(clip))
+    assert loaded.schema == current.schema and loaded.num_rows == current.num_rows
+    assert loaded.column("split").null_count == loaded.num_rows
+    assert loaded.drop_columns(["point_cloud_from", "chunks"]).equals(current.drop_columns(["point_cloud_from", "chunks"]))
+    assert [[c["uri"] for c in row] for row in loaded.column("chunks").to_pylist()] == [
+        [c["uri"] for c in row] for row in current.column("chunks").to_pylist()]

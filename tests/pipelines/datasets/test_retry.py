@@ -72,6 +72,21 @@ def test_media_rows_are_read_again_with_paths_made_absolute(tmp_path):
     ]
 
 
+def test_media_rows_come_from_their_dead_letters_even_when_the_file_is_gone(tmp_path):
+    """A media dead letter keeps its CSV row in `raw` (datasets of this version): the retry file is written
+    from it, with relative paths made absolute against the source file's folder, after the CSV was deleted."""
+    data = write_csv(tmp_path / "data", 'images/a.jpg,cat\n"images/b,c.jpg",dog\n', "in.csv")
+    entry = source(data)
+    data.unlink()
+    dead = [letter(data, 1, "media", "missing", "images/a.jpg,cat"),
+            letter(data, 2, "media", "image_unreadable", '"images/b,c.jpg",dog')]
+    rows = collect(dead, manifest([entry], modalities=("image",)))
+    folder = tmp_path / "data"
+    assert [(line, fields) for _, line, fields in rows.rows] == [
+        (1, [f"{folder}/images/a.jpg", "cat"]), (2, [f"{folder}/images/b,c.jpg", "dog"])]
+    assert rows.not_retryable == []
+
+
 def test_a_row_of_another_width_resolves_values_of_the_runs_media_kinds(tmp_path):
     data = write_csv(tmp_path, "x\n")
     rows = collect([letter(data, 7, "read", "field_count", "a.jpg,b.off,label")],

@@ -1,5 +1,7 @@
 """`finetune-etl summary`: its figures against the manifest and against the Parquet files read with pyarrow."""
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -134,6 +136,27 @@ def test_terminal_report_has_the_key_figures(datasets, capsys, monkeypatch):
     assert f"Labels: {s['labels']['count']}," in text
     assert "Dead letters: 3 (layout 2, read 1)" in text and "field_count" in text
     assert "counts add up       yes" in text and "NO" not in text
+
+
+def test_a_docarray_only_dataset_reads_as_its_parquet_twin(datasets, tmp_path, capsys):
+    """Without Parquet shards the documents come from the .docs files; the figures are the same."""
+    out = run_prepare(tmp_path, EXAMPLES / "clip.csv", "--format", "docarray")
+    s, twin = summary_json(capsys, str(out)), summary_json(capsys, str(datasets["clip"]))
+    assert s["shards"]["documents"]["files"] == 0 and s["shards"]["docarray"]["files"] > 0
+    assert all(s[key] == twin[key] for key in ("documents", "labels", "scores", "images", "meshes"))
+
+
+def test_summary_imports_pyarrow_but_not_docarray_pandas_or_beam(datasets):
+    """`finetune-etl summary` reads Parquet with pyarrow alone: importing docarray or pandas (which pyarrow
+    imports the first time it converts a Python value, hands numpy an array or groups a table) took longer
+    than reading a million documents."""
+    script = ("import contextlib, io, sys\nfrom pipelines.cli import main\n"
+              f"for out in {[str(out) for out in datasets.values()]!r}:\n"
+              "    with contextlib.redirect_stdout(io.StringIO()):\n"
+              "        assert main(['summary', out]) == main(['summary', out, '--json']) == 0\n"
+              "print([m for m in ('apache_beam', 'docarray', 'pandas', 'PIL', 'trimesh') if m in sys.modules])\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.splitlines() == ["[]"]
 
 
 def test_missing_dataset_is_one_line_and_exit_2(tmp_path, capsys):

@@ -50,7 +50,7 @@ def test_pairs_scores_and_clip_examples_show_the_documents_a_run_makes():
             in scores)
     clip = inspect("--input", "examples/clip.csv", "--rows", "1").stdout
     assert "  layout     CLIP pairs (text, image): column 2 holds image URIs, which are not labels\n" in clip
-    assert ('  documents  line 1: pair [text "A portrait of Grace Hopper in uniform.", image examples/images/hopper.jpg]\n'
+    assert ('  documents  line 1: pair [text "A portrait of Grace Hopper in uniform.", image images/hopper.jpg]\n'
             in clip)
 
 

@@ -109,8 +109,8 @@ def test_point_cloud_from_the_child_equal_the_in_process_ones():
     unreadable = (b"not a mesh at all", "stl", "bad.stl")
     cloud, error = clouds([CUBE, unreadable], SANDBOXED)
     expected = meshes.point_cloud(*CUBE, 16)
-    assert cloud.dtype == np.float32 and cloud.shape == (16, 3)
-    assert np.array_equal(cloud, expected)
+    assert cloud.points.dtype == np.float32 and cloud.points.shape == (16, 3) and cloud.origin == "surface"
+    assert np.array_equal(cloud.points, expected)
     assert isinstance(error, MediaError) and error.reason_class.startswith("mesh_")
 
 
@@ -119,7 +119,7 @@ def test_a_hanging_file_is_stopped_and_the_next_file_decodes_in_a_new_child():
     child, (stopped, after) = meshes_in_a_new_child([hanging_mesh(), CUBE], options)
     assert isinstance(stopped, MediaError) and stopped.reason_class == "decode_timeout"
     assert "--decode-timeout 1s" in stopped.reason
-    assert np.array_equal(after, meshes.point_cloud(*CUBE, 16))
+    assert np.array_equal(after.points, meshes.point_cloud(*CUBE, 16))
     assert child not in child_pids(), "the child that hung was not stopped"
 
 
@@ -131,7 +131,7 @@ def test_a_decoder_killed_mid_file_is_decode_crashed_and_the_next_file_decodes()
     child, (crashed, after) = meshes_in_a_new_child([hanging_mesh(), CUBE], SANDBOXED, kill_soon)
     assert isinstance(crashed, MediaError) and crashed.reason_class == "decode_crashed"
     assert "SIGKILL" in crashed.reason
-    assert after.shape == (16, 3) and child not in child_pids()
+    assert after.points.shape == (16, 3) and child not in child_pids()
 
 
 def test_decode_timeout_0_decodes_in_process_without_a_child():
@@ -140,7 +140,7 @@ def test_decode_timeout_0_decodes_in_process_without_a_child():
     cloud = in_new_thread(clouds, [CUBE], options)[0]
     decoded = in_new_thread(decode_sandbox.decode_image, jpeg(), options)
     assert child_pids() == before, "--decode-timeout 0 started a child process"
-    assert np.array_equal(cloud, meshes.point_cloud(*CUBE, 16))
+    assert np.array_equal(cloud.points, meshes.point_cloud(*CUBE, 16))
     assert decoded == images.DecodedImage(jpeg(), "image/jpeg", 40, 24)
 
 
@@ -155,7 +155,7 @@ def test_a_mesh_over_the_memory_cap_is_decode_memory_and_the_next_file_decodes_i
     child, (refused, after) = meshes_in_a_new_child([FANS, CUBE], CAPPED)
     assert isinstance(refused, MediaError) and refused.reason_class == "decode_memory"
     assert "--decode-memory 300 MiB" in refused.reason
-    assert np.array_equal(after, meshes.point_cloud(*CUBE, 16))
+    assert np.array_equal(after.points, meshes.point_cloud(*CUBE, 16))
     assert child not in child_pids(), "the child that ran out of memory was kept"
 
 

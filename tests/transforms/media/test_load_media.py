@@ -41,7 +41,8 @@ MESHES = DATA / "meshes"
 CLOUD = 2048
 # Fast, loopback-friendly fetching. There is no backoff option: retries wait 0.5 s, 1 s (the default).
 HTTP_ARGS = ("--allow-private-network", "--fetch-timeout", "0.5", "--fetch-retries", "2")
-# Files with points and no faces: the README says point-cloud files are sampled from their points.
+# Files of 5 distinct points and no faces: sampled from their points with --min-points 5 or less, and
+# too_few_points dead letters with the default (64).
 POINT_FILES = {"points_ascii.ply", "points_bin.ply"}
 
 
@@ -163,7 +164,7 @@ def test_http_images_load_and_failures_become_dead_letters(served, tmp_path):
         else:
             letter = dead.pop(row)
             assert (letter["stage"], letter["reason_class"]) == ("media", expected), letter
-            assert uris[row - 1] in letter["reason"] and letter["raw"] == uris[row - 1]
+            assert uris[row - 1] in letter["reason"] and letter["raw"] == f"{uris[row - 1]},thing-{(row - 1) % 3}"
             assert letter["source_file"].endswith(".csv")
     assert docs == {} and dead == {}
     # hopper_orientation_6.jpg is 128x128 either way; 05978.jpg is portrait (200x245).
@@ -377,19 +378,22 @@ def test_real_meshes_give_point_clouds_and_unusable_ones_dead_letters(all_meshes
     assert unusable == {"empty.stl", "empty.obj", "empty.ply", "TestScene.gltf"}
     docs, dead = rows_by_source(out), dead_by_source(out)
     for row, path in enumerate(files, start=1):
-        if path.name in unusable:
+        if path.name in unusable | POINT_FILES:
             assert row not in docs, path.name
             assert dead[row]["stage"] == "media" and str(path) in dead[row]["reason"], path.name
-            assert dead[row]["reason_class"].startswith("mesh_"), dead[row]
+            expected = "too_few_points" if path.name in POINT_FILES else "mesh_"
+            assert dead[row]["reason_class"].startswith(expected), dead[row]
         else:
             assert row not in dead, (path.name, dead.get(row))
             doc = docs[row]
             assert (doc["modality"], doc["uri"], doc["blob"]) == ("mesh", str(path), None)
+            assert doc["point_cloud_from"] == "surface", path.name
             assert_cloud_of(cloud(doc), path)
     assert dead[files.index(meshes / "TestScene.gltf") + 1]["reason_class"] == "mesh_unreadable"
     c = reconciled(out)
+    rejected = len(unusable) + len(POINT_FILES)
     assert (c["rows_read"], c["documents_rejected"], c["documents_written"]) == (
-        len(files), len(unusable), len(files) - len(unusable))
+        len(files), rejected, len(files) - rejected)
 
 
 def test_mesh_runs_are_deterministic_across_runs_and_runners(all_meshes):
@@ -411,12 +415,15 @@ def test_mesh_runs_are_deterministic_across_runs_and_runners(all_meshes):
 
 
 def test_point_cloud_size(meshes, tmp_path):
+    """--min-points 5: points_bin.ply's 5 distinct points are enough, and its cloud says it came from points."""
     names = ["cube.off", "teapot.stl", "points_bin.ply", "Duck.glb"]
-    out = run_prepare(tmp_path, labeled_csv(meshes / n for n in names), "--is-labeled", "--point-cloud-size", "512")
+    out = run_prepare(tmp_path, labeled_csv(meshes / n for n in names), "--is-labeled", "--point-cloud-size", "512",
+                      "--min-points", "5")
     docs = rows_by_source(out)
     assert sorted(docs) == [1, 2, 3, 4]
     for row, name in enumerate(names, start=1):
         assert_cloud_of(cloud(docs[row]), meshes / name, count=512)
+        assert docs[row]["point_cloud_from"] == ("points" if name in POINT_FILES else "surface"), name
 
 
 def test_no_create_point_clouds_keeps_mesh_uris(meshes, tmp_path):
@@ -446,15 +453,16 @@ def test_clip_rows_load_the_image_into_the_second_chunk(images, tmp_path):
     manifest = pipelines.load_manifest(str(out))
     assert (manifest["layout"], manifest["clip"]) == ("pairs", True)
     docs, dead = rows_by_source(out), dead_by_source(out)
-    expected = {1: ("A portrait of Grace Hopper.", tmp_path / "hopper.jpg"),
-                2: ("A pink flower.", images / "flower.jpg"), 3: ("A portrait of a woman.", images / "05978.jpg")}
+    expected = {1: ("A portrait of Grace Hopper.", "hopper.jpg", tmp_path / "hopper.jpg"),  # relative: kept so
+                2: ("A pink flower.", str(images / "flower.jpg"), images / "flower.jpg"),
+                3: ("A portrait of a woman.", str(images / "05978.jpg"), images / "05978.jpg")}
     assert sorted(docs) == sorted(expected)
-    for row, (caption, path) in expected.items():
+    for row, (caption, uri, path) in expected.items():
         doc = docs[row]
         assert (doc["modality"], doc["label"], doc["blob"]) == ("pair", None, None)
         text_chunk, image_chunk = doc["chunks"]
         assert (text_chunk["modality"], text_chunk["text"], text_chunk["blob"]) == ("text", caption, None)
-        assert (image_chunk["modality"], image_chunk["uri"]) == ("image", str(path))
+        assert (image_chunk["modality"], image_chunk["uri"]) == ("image", uri)
         assert image_chunk["blob"] == path.read_bytes()
         assert (image_chunk["mime_type"], (image_chunk["width"], image_chunk["height"])) == upright(path)
     assert {row: (d["stage"], d["reason_class"]) for row, d in dead.items()} == {

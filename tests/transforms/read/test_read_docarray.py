@@ -149,7 +149,8 @@ def test_seed_page_shapes_gzip_compressed(media, tmp_path):
 
 def full(row: dict) -> tuple:
     """Everything a round trip keeps: summary plus the media fields, of the document and its chunks."""
-    media = lambda r: (r["blob"], r["mime_type"], r["width"], r["height"], r["point_cloud"])  # noqa: E731
+    media = lambda r: (r["blob"], r["mime_type"], r["width"], r["height"], r["point_cloud"],  # noqa: E731
+                       r["point_cloud_from"])
     chunks = None if row["chunks"] is None else tuple((c["modality"], c["text"], c["uri"], *media(c)) for c in row["chunks"])
     return (row["label"], row["score"], row["modality"], row["text"], row["uri"], *media(row), chunks)
 
@@ -166,6 +167,7 @@ def test_own_docarray_output_round_trips(media, tmp_path):
     one = sorted(map(full, pipelines.load_table(str(first)).to_pylist()), key=repr)
     two = sorted(map(full, pipelines.load_table(str(second)).to_pylist()), key=repr)
     assert len(one) == len(docs) and one == two
+    assert [r[-2] for r in one if r[2] == "mesh"] == ["surface"]  # the read cloud keeps where it came from
     assert pipelines.load_dead_letters(str(second)).num_rows == 0
     c = reconciled(second)
     assert (c["rows_read"], c["documents_written"]) == (len(docs), len(docs))
@@ -240,6 +242,7 @@ def test_docs_holding_only_a_blob_or_a_point_cloud_get_a_media_modality(media, t
     assert rows[1]["blob"] == (media / IMAGE).read_bytes() and rows[1]["text"] is None
     np.testing.assert_array_equal(np.asarray(rows[2]["point_cloud"], dtype=np.float32), points)
     assert (rows[1]["modality"], rows[2]["modality"]) == ("image", "mesh")
+    assert rows[2]["point_cloud_from"] is None  # read with its cloud, from a document that does not say
 
 
 def test_garbage_docs_file_alone(tmp_path):

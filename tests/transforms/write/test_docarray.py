@@ -14,11 +14,12 @@ from transforms.write.docarray import DocArrayShards
 from transforms.write.shard_writer import write_shard
 
 BASE = dict(id="a", label=None, score=None, modality="text", text=None, uri=None, blob=None, mime_type=None,
-            width=None, height=None, point_cloud=None, chunks=None, source_file=None, source_row=None)
+            width=None, height=None, point_cloud=None, point_cloud_from=None, chunks=None, source_file=None,
+            source_row=None)
 
 
 def chunk(modality="text", **fields):
-    row = {k: None for k in ("text", "uri", "blob", "mime_type", "width", "height", "point_cloud")}
+    row = {k: None for k in ("text", "uri", "blob", "mime_type", "width", "height", "point_cloud", "point_cloud_from")}
     return dict(row, modality=modality, **fields)
 
 
@@ -27,7 +28,7 @@ def table():
     rows = [
         dict(BASE, id="1", label="greeting-english", text="Hello!", source_file="a.csv", source_row=1),
         dict(BASE, id="2", modality="image", uri="x.jpg", blob=b"\xff\xd8", mime_type="image/jpeg", width=3, height=4),
-        dict(BASE, id="3", modality="mesh", uri="m.off", point_cloud=cloud, label="desk"),
+        dict(BASE, id="3", modality="mesh", uri="m.off", point_cloud=cloud, point_cloud_from="surface", label="desk"),
         dict(BASE, id="4", modality="pair", score=0.9,
              chunks=[chunk(text="the weather is nice"), chunk("image", uri="u.png", blob=b"png", width=2)]),
         dict(BASE, id="5", modality="pair", score=0.0, label="", chunks=[]),

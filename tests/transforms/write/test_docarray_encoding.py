@@ -12,7 +12,7 @@ from schemas.docarray_docs import LABEL_TAG, SCORE_TAG
 from schemas.documents import DOCUMENT_SCHEMA
 from transforms.write.docarray import DocArrayShards, encode_doclist
 
-_SCALARS = ("text", "uri", "mime_type", "width", "height")
+_SCALARS = ("text", "uri", "mime_type", "width", "height", "point_cloud_from")
 
 
 def _set_scalar(node, value) -> None:
@@ -71,6 +71,7 @@ def _fill_document(doc: DocProto, row: dict) -> None:
             _fill_content(chunks.doc_array.docs.add(), chunk, f"{row['id']}/{i}")
     _set_scalar(doc.data["source_file"], row["source_file"])
     _set_scalar(doc.data["source_row"], row["source_row"])
+    _set_scalar(doc.data["split"], row["split"])
 
 
 def oracle(table: pa.Table) -> bytes:
@@ -91,14 +92,15 @@ def doc(**fields) -> dict:
 
 
 def chunk(**fields) -> dict:
-    names = ["modality", "text", "uri", "blob", "mime_type", "width", "height", "point_cloud"]
+    names = ["modality", "text", "uri", "blob", "mime_type", "width", "height", "point_cloud", "point_cloud_from"]
     return {name: fields.get(name) for name in names}
 
 
 CLOUD = np.random.default_rng(0).standard_normal((300, 3)).astype(np.float32).tolist()
 LONG = "x" * 200_000  # lengths of three varint bytes
 CASES = {
-    "text": [doc(id="t1", modality="text", text="pencil skirt slim fit", source_file="a.csv", source_row=3),
+    "text": [doc(id="t1", modality="text", text="pencil skirt slim fit", source_file="a.csv", source_row=3,
+                 split="train"),
              doc(id="t2", modality="text", text=None, source_file=None, source_row=None)],
     "unicode_and_empty": [doc(id="ü/中", modality="text", text="naïve café ☕ 😀", source_file="dir/ß.csv"),
                           doc(id="", modality="", text="", uri="", mime_type="", source_file="", source_row=0),
@@ -124,11 +126,13 @@ CASES = {
                        mime_type="image/png", width=224, height=160, label="t-shirt"),
                    doc(id="i2", modality="image", uri="u.jpg", blob=b"", width=0, height=-5),
                    doc(id="i3", modality="image", uri="v.jpg", blob=None, width=2**31 - 1, height=-(2**31))],
-    "point_cloud": [doc(id="m1", modality="mesh", uri="data/desk.off", point_cloud=CLOUD, label="desk"),
-                    doc(id="m2", modality="mesh", point_cloud=[]),
+    "point_cloud": [doc(id="m1", modality="mesh", uri="data/desk.off", point_cloud=CLOUD, label="desk",
+                        point_cloud_from="surface"),
+                    doc(id="m2", modality="mesh", point_cloud=[], point_cloud_from="points"),
                     doc(id="m3", modality="mesh", point_cloud=None),
-                    doc(id="m4", modality="pair", chunks=[chunk(modality="mesh", point_cloud=CLOUD[:5]),
-                                                          chunk(modality="mesh", point_cloud=[])])],
+                    doc(id="m4", modality="pair", chunks=[
+                        chunk(modality="mesh", point_cloud=CLOUD[:5], point_cloud_from="points"),
+                        chunk(modality="mesh", point_cloud=[])])],
 }
 
 

@@ -1,0 +1,84 @@
+"""transforms.split.nodes: which documents a split must keep together, as graph edges."""
+import numpy as np
+import pyarrow as pa
+import pytest
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from schemas.documents import DOCUMENT_SCHEMA
+from transforms.document_keys import hex_ids
+from transforms.split.nodes import document_graph, document_nodes, keeps_labels_whole
+
+
+def table(*docs: dict) -> pa.Table:
+    """Documents (dicts of some DOCUMENT_SCHEMA columns) with ids 0000000000000001, ...; the rest null."""
+    rows = [{"id": f"{i + 1:016x}", "modality": "text", **doc} for i, doc in enumerate(docs)]
+    return pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA)
+
+
+def groups(documents: pa.Table, keep_labels_whole: bool) -> list[set[int]]:
+    """The documents (numbered from 1) that end up together: scipy's components over the edges, each
+    document in its primary node's component."""
+    primary, u, v = document_graph(documents, keep_labels_whole)
+    nodes, index = np.unique(np.concatenate([primary, u, v]), return_inverse=True)
+    edges_at = index[len(primary):]
+    half = len(u)
+    graph = coo_matrix((np.ones(half), (edges_at[:half], edges_at[half:])), shape=(len(nodes), len(nodes)))
+    _, component = connected_components(graph, directed=False)
+    together = {}
+    for number, c in enumerate(component[index[:len(primary)]], start=1):
+        together.setdefault(int(c), set()).add(number)
+    return sorted(together.values(), key=min)
+
+
+def test_document_nodes_read_the_key_back_from_the_id():
+    keys = np.array([0, 1, 2**64 - 1, 0x0123456789ABCDEF], dtype=np.uint64)
+    ids = pa.array([s + suffix for s, suffix in zip(hex_ids(keys).to_pylist(), ["", "-1", "-12", ""])])
+    assert (document_nodes(ids) == keys).all()
+    assert (document_nodes(ids.slice(1)) == keys[1:]).all()
+    with pytest.raises(ValueError, match="16 lowercase hex digits"):
+        document_nodes(pa.array(["not-a-hex-id-at-all"]))
+
+
+def test_query_document_pairs_join_labels_that_share_a_document():
+    """Query q1 with a, b; q2 with b (b is shared: q1 and q2 join); q3 with c alone."""
+    docs = table(dict(text="q1", label="q1"), dict(text="a", label="q1"), dict(text="b", label="q1"),
+                 dict(text="q2", label="q2"), dict(text="b", label="q2"),
+                 dict(text="q3", label="q3"), dict(text="c", label="q3"))
+    assert groups(docs, keep_labels_whole=True) == [{1, 2, 3, 4, 5}, {6, 7}]
+
+
+def test_without_labels_only_identical_content_joins():
+    docs = table(dict(text="a", label="x"), dict(text="a", label="y"), dict(text="b", label="x"))
+    assert groups(docs, keep_labels_whole=False) == [{1, 2}, {3}]
+    assert groups(docs, keep_labels_whole=True) == [{1, 2, 3}]
+
+
+def test_the_same_image_bytes_under_two_uris_are_one_piece_of_content():
+    photo, other = b"\xff\xd8 the same photo", b"\xff\xd8 another"
+    docs = table(dict(modality="image", uri="a.jpg", blob=photo), dict(modality="image", uri="copy/b.jpg", blob=photo),
+                 dict(modality="image", uri="c.jpg", blob=other), dict(modality="image", uri="c.jpg"),
+                 dict(modality="image", uri="not-loaded.jpg"), dict(modality="text", text="a.jpg"))
+    assert groups(docs, keep_labels_whole=False) == [{1, 2}, {3}, {4}, {5}, {6}]
+
+
+def test_two_chunk_documents_join_through_either_chunk():
+    """CLIP / scored pairs: a sentence in two pairs joins them, an image with two captions too."""
+    def pair(first: str, second: str) -> dict:
+        return dict(modality="pair", chunks=[dict(modality="text", text=first), dict(modality="text", text=second)])
+    docs = table(pair("s1", "s2"), pair("s2", "s3"), pair("s4", "s5"), pair("s5", "s4"), pair("s6", "s7"))
+    assert groups(docs, keep_labels_whole=False) == [{1, 2}, {3, 4}, {5}]
+
+
+def test_a_document_with_nothing_shared_has_no_edge():
+    """Split by document: no labels kept whole, so flat documents give no edges at all (each is its own
+    group unless its content repeats: the same primary node)."""
+    primary, u, v = document_graph(table(dict(text="a", label="x"), dict(text="a", label="y")), False)
+    assert u.size == 0 and primary[0] == primary[1]
+
+
+@pytest.mark.parametrize("layout, split_by, whole", [
+    ("pairs", "label", True), ("pairs", "document", True), ("labeled", "label", True),
+    ("labeled", "document", False), ("scores", "label", False), ("values", "label", False)])
+def test_which_layouts_keep_labels_whole(layout, split_by, whole):
+    assert keeps_labels_whole(layout, split_by) is whole

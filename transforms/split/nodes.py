@@ -1,0 +1,98 @@
+"""The graph a split is made from: documents linked to their content and, where the split keeps labels
+whole, to their label (plain Arrow and numpy, no Beam).
+
+Nodes are uint64: a piece of content is a salted hash of (modality, content), where content is the text,
+or the loaded bytes of an image (the same photo under two URIs is one piece of content), or the URI when
+nothing was loaded; a label is a salted hash of the label. A document is not a node of its own: it joins
+its content (both chunks' for a two-chunk document) and, where labels are kept whole, its label, by edges
+from its primary node (its content, or its first chunk's). Two documents end up in one group exactly when
+a chain of shared content or labels joins them. A document's key (from its id) names it in the joins.
+"""
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from transforms.hashing import category_hashes, column_hashes, combined_hashes
+
+_CONTENT_SALT = np.uint64(0xC0FFEE0DDF00D5)
+_LABEL_SALT = np.uint64(0x1ABE1ED0C5)
+_HEX = np.full(256, 255, dtype=np.uint8)
+_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
+
+
+def keeps_labels_whole(layout: str, split_by: str) -> bool:
+    """Whether a label's documents must share a split: query-document pairs always (a query with its
+    documents), labeled rows unless split by document."""
+    return layout == "pairs" or (layout == "labeled" and split_by == "label")
+
+
+def document_nodes(ids: pa.Array) -> np.ndarray:
+    """Document ids ('<16 hex digits>' or '<16 hex digits>-k') -> (n,) uint64 keys."""
+    digits = pc.utf8_slice_codeunits(_array(ids), 0, 16).cast(pa.binary())
+    _, offsets, data = digits.buffers()
+    start = np.frombuffer(offsets, dtype=np.int32, count=1, offset=digits.offset * 4)[0]
+    nibbles = _HEX[np.frombuffer(data, dtype=np.uint8)[start:start + 16 * len(digits)]].reshape(-1, 16)
+    if nibbles.size and nibbles.max() > 15:
+        raise ValueError("a document id does not start with 16 lowercase hex digits")
+    keys = np.zeros(len(digits), dtype=np.uint64)
+    for column in range(16):
+        keys = (keys << np.uint64(4)) | nibbles[:, column].astype(np.uint64)
+    return keys
+
+
+def content_nodes(modality: pa.Array, text: pa.Array, uri: pa.Array, blob: pa.Array) -> np.ndarray:
+    """Content columns of n documents or chunks -> (n,) uint64 content nodes (text, else blob, else uri)."""
+    text, uri, blob = _array(text), _array(uri), _array(blob)
+    chosen = column_hashes(uri)
+    has_blob = np.asarray(blob.is_valid())
+    if has_blob.any():
+        chosen[has_blob] = column_hashes(blob.filter(pa.array(has_blob)))
+    has_text = np.asarray(text.is_valid())
+    if has_text.any():
+        chosen[has_text] = column_hashes(text.filter(pa.array(has_text)))
+    return combined_hashes([np.full(len(chosen), _CONTENT_SALT), category_hashes(_array(modality)), chosen])
+
+
+def label_nodes(labels: pa.Array) -> np.ndarray:
+    """(n,) labels (none null) -> (n,) uint64 label nodes (each distinct label hashed once)."""
+    return combined_hashes([np.full(len(labels), _LABEL_SALT), category_hashes(_array(labels))])
+
+
+def document_graph(documents: pa.Table, keep_labels_whole: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A table of DOCUMENT_SCHEMA -> (primary, u, v): each document's primary node (n,) uint64, the content
+    node of the document or of its first chunk; and the edges (u, v) (m,) uint64 (repeats possible) that join nodes
+    through documents: a document's primary node to its other chunks' content and, when keep_labels_whole,
+    to its label. A document's group is its primary node's component (the node itself when no edge has it)."""
+    chunks = _array(documents.column("chunks"))
+    flat = np.asarray(chunks.is_null())
+    primary = np.empty(documents.num_rows, dtype=np.uint64)
+    us, vs = [], []
+    if flat.any():
+        columns = [_array(documents.column(name)) for name in ("modality", "text", "uri", "blob")]
+        if not flat.all():
+            columns = [column.filter(pa.array(flat)) for column in columns]
+        primary[flat] = content_nodes(*columns)
+    if not flat.all():
+        lengths = np.asarray(pc.fill_null(pc.list_value_length(chunks), 0))
+        values = pc.list_flatten(chunks)
+        nodes = content_nodes(*(values.field(name) for name in ("modality", "text", "uri", "blob")))
+        firsts = np.cumsum(lengths) - lengths
+        chunked = np.flatnonzero(~flat)
+        primary[chunked] = nodes[firsts[chunked]]
+        owner_primary = np.repeat(primary, lengths)
+        us.append(owner_primary)
+        vs.append(nodes)
+    if keep_labels_whole:
+        labels = _array(documents.column("label"))
+        labelled = np.asarray(labels.is_valid())
+        us.append(primary[labelled])
+        vs.append(label_nodes(labels.filter(pa.array(labelled)) if not labelled.all() else labels))
+    if not us:
+        return primary, np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    u, v = np.concatenate(us), np.concatenate(vs)
+    keep = u != v  # a first chunk is its own document's primary node
+    return primary, u[keep], v[keep]
+
+
+def _array(column) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
