@@ -2,6 +2,7 @@
 option dataclasses built from them, the run, and the counts printed at the end."""
 import argparse
 import contextlib
+import io
 import logging
 import shlex
 import signal
@@ -194,10 +195,30 @@ def _sigterm_as_interrupt():
             signal.signal(stop, handler)
 
 
+class _MainThreadOnly(io.TextIOBase):
+    """A text stream that passes on only what the main thread writes (Beam's worker threads print a failed
+    bundle's traceback straight to sys.stderr, not through logging)."""
+
+    def __init__(self, stream):
+        super().__init__()
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if threading.current_thread() is threading.main_thread():
+            return self.stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def _silence_other_threads() -> None:
-    """Stop all logging and uncaught-exception reports: a stopped run's last word is our one line."""
+    """Stop all logging, uncaught-exception reports and other threads' writes to stderr: a stopped run's
+    last word is our one line."""
     logging.disable(logging.CRITICAL)
     threading.excepthook = lambda args: None
+    if not isinstance(sys.stderr, _MainThreadOnly):
+        sys.stderr = _MainThreadOnly(sys.stderr)
 
 
 def _prepare(argv: list[str], planned: list) -> int:

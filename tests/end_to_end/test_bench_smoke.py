@@ -45,17 +45,27 @@ class Bench:
             self.proc.wait()
 
 
+# name -> (the test that reads its report, the script and its arguments)
+BENCHES = {
+    "text": ("test_text_bench_reports_every_variant_with_a_chart",
+             "text_bench", "--size-mb", "0.05", "--layout", "scores", "--only", "beam,pyarrow,finetuner-loop"),
+    "scaling": ("test_scaling_bench_reports_sizes_verdict_and_chart",
+                "scaling_bench", "--rows", "300,900", "--variants", "beam", "--layout", "labeled"),
+    "media": ("test_media_bench_fetches_over_loopback_http_and_samples",
+              "media_bench", "--copies", "1", "--only", "http,sampling", "--quick", "--data", "{test_data}"),
+}
+
+
 @pytest.fixture(scope="module")
-def benches(tmp_path_factory, test_data):
-    """The three bench scripts, started together: {name: Bench}, each in a temporary folder of its own."""
-    running = {
-        "text": Bench("text_bench", tmp_path_factory.mktemp("text"), "--size-mb", "0.05", "--layout", "scores",
-                      "--only", "beam,pyarrow,finetuner-loop"),
-        "scaling": Bench("scaling_bench", tmp_path_factory.mktemp("scaling"), "--rows", "300,900",
-                         "--variants", "beam", "--layout", "labeled"),
-        "media": Bench("media_bench", tmp_path_factory.mktemp("media"), "--copies", "1", "--only", "http,sampling",
-                       "--quick", "--data", str(test_data)),
-    }
+def benches(request, tmp_path_factory, test_data):
+    """The bench scripts this session's tests read, started together when the first test asks: {name: Bench},
+    each in a temporary folder of its own."""
+    selected = {item.name for item in request.session.items if item.path == request.node.path}
+    running = {}
+    for name, (test, module, *args) in BENCHES.items():
+        if test in selected:
+            args = [arg.format(test_data=test_data) for arg in args]
+            running[name] = Bench(module, tmp_path_factory.mktemp(name), *args)
     yield running
     for bench in running.values():
         bench.stop()

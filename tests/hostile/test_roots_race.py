@@ -2,7 +2,6 @@
 outside it (renameat2 RENAME_EXCHANGE) while files are fetched through that path. The file checked must be
 the file read: no fetch may return bytes from outside the root."""
 import ctypes
-import os
 import threading
 import time
 

@@ -4,7 +4,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.testing.util import assert_that
 
 from schemas.documents import CANDIDATE_SCHEMA, DOCUMENT_SCHEMA, KEY
 from transforms.group import GroupDocuments, finish_documents, read_bucket, split_by_bucket
