@@ -5,8 +5,8 @@ where it becomes a regression case: each file there is replayed here as a fast t
 FINETUNE_ETL_FUZZ_SECONDS sets the fuzzing time per target (default 20; 0 skips fuzzing, keeps replays).
 Each target is a single-threaded process, so the targets run side by side, as many at a time as there are CPU
 cores (on an otherwise idle machine each fuzzes on a core of its own for its full time, as it would alone):
-with 2 cores the three take about as long as the slowest-starting one plus one more, instead of the sum of the
-three. FINETUNE_ETL_FUZZ_AT_ONCE=1 runs them one after the other (on a machine busy with other work, where
+with 2 cores the three take about as long as two of them one after the other, instead of all three.
+FINETUNE_ETL_FUZZ_AT_ONCE=1 runs them one after the other (on a machine busy with other work, where
 two fuzzers at once would each get less than a core).
 """
 import importlib.util

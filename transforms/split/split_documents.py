@@ -9,8 +9,8 @@ keeps labels whole, a shared label; transforms/split/nodes.py).
                    largest groups (written to the staging folder for the manifest), sent back per bucket
     (bucket, path) + (bucket, splits) -> the parked table with its `split` column, for the write stage
 
-The plan step is the only place where data meets in one worker: 32 bytes per document (key, group,
-label and row hashes), never the documents or the graph. Joins, not side inputs, carry data between
+The plan step is the only place where data meets in one worker: 56 bytes per document (its bucket, key,
+primary node, group, stratum, label and row hashes), never the documents or the graph. Joins, not side inputs, carry data between
 branches that share upstream steps (Beam 2.77's DaskRunner computes such side inputs wrongly).
 """
 from __future__ import annotations  # keeps Beam from reading StageOutput annotations as element types
@@ -29,8 +29,8 @@ from transforms.hashing import column_hashes, combined_hashes
 from transforms.split.assign import large_groups, plan_splits
 from transforms.split.components import ConnectedComponents
 from transforms.split.nodes import document_graph, document_nodes, keeps_labels_whole
-from transforms.stage import COUNTS, MAIN, Output, SplitOutputs, StageOutput, count
 from transforms.split.report import REPORT
+from transforms.stage import COUNTS, MAIN, Output, SplitOutputs, StageOutput, count
 from transforms.storage import join_url, read_arrow, write_arrow, write_bytes
 
 STAGE = "split"
@@ -109,7 +109,7 @@ def _plan_step(_, keyed: list, options: SplitOptions, staging: str) -> Iterator[
         write_bytes(json.dumps({"largest_groups": []}).encode(), join_url(staging, REPORT))
         return
     group = documents.column("group").to_numpy()
-    groups, first, index = np.unique(group, return_index=True, return_inverse=True)
+    groups, index = np.unique(group, return_inverse=True)
     sizes = np.bincount(index, minlength=len(groups))
     strata = np.full(len(groups), np.iinfo(np.uint64).max, dtype=np.uint64)
     np.minimum.at(strata, index, documents.column("stratum").to_numpy())
