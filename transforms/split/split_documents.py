@@ -27,7 +27,7 @@ from schemas.options import SplitOptions
 from transforms.coders import batch_bytes, bytes_batch
 from transforms.hashing import column_hashes, combined_hashes
 from transforms.split.assign import large_groups, plan_splits
-from transforms.split.components import ConnectedComponents
+from transforms.split.components import ConnectedComponents, component_of
 from transforms.split.nodes import document_graph, document_nodes, keeps_labels_whole
 from transforms.split.report import REPORT
 from transforms.stage import COUNTS, MAIN, Output, SplitOutputs, StageOutput, count
@@ -94,10 +94,7 @@ def _group_of_documents(element) -> Iterator[bytes]:
     nodes, components = nodes[order], components[order]
     for data in joined["keys"]:
         keys = bytes_batch(data)
-        primary = keys.column("primary").to_numpy()
-        found = np.minimum(np.searchsorted(nodes, primary), max(nodes.size - 1, 0))
-        joined_by_edges = (nodes[found] == primary) if nodes.size else np.zeros(primary.size, dtype=bool)
-        group = np.where(joined_by_edges, components[found] if nodes.size else primary, primary)
+        group = component_of(keys.column("primary").to_numpy(), nodes, components)
         yield batch_bytes(keys.append_column("group", pa.array(group, type=pa.uint64())))
 
 
