@@ -44,7 +44,7 @@ from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
 from transforms.stage import StageOutput, SumCounts
 from transforms.output_folder import OutputTaken, check_replaceable
 from transforms.split.report import manifest_section
-from transforms.staging import COMMIT_MARKER, PROGRESS_FOLDER, remove_dead_stagings, shards_url, staged_runs
+from transforms.staging import COMMIT_MARKER, PROGRESS_FOLDER, remove_dead_stagings, remove_staging, shards_url, staged_runs
 from transforms.storage import MANIFEST, SUCCESS, VERSIONS, filesystem, join_url, read_manifest, write_bytes
 from transforms.uris import is_local
 from transforms.write.formats import DATASET_FOLDERS, DEAD_LETTERS, WRITERS, writers_for
@@ -208,7 +208,7 @@ def _publish_object_store(output: str, staging: str, files: list[FileRecord], co
         write_bytes(b"", join_url(output, SUCCESS))
     if previous is not None and "version" not in previous:  # published before versions: shards at the top
         fs.rm([join_url(path, shard["path"]) for listed in previous["shards"].values() for shard in listed])
-    fs.rm(filesystem(staging)[1], recursive=True)
+    remove_staging(staging)
     prune_versions(output)
     return manifest
 

@@ -61,9 +61,27 @@ def remove_dead_stagings(output: str) -> list[str]:
         except (OSError, ValueError):
             continue  # no owner yet (just created) or not ours to judge
         if owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", 0))):
-            fs.rm(folder, recursive=True)
+            _remove_owner_last(fs, folder)
             removed.append(folder)
     return removed
+
+
+def remove_staging(staging: str) -> None:
+    """Remove a staging folder, its owner last: a run killed while removing it leaves a folder that still
+    names its (dead) owner, so the next run finds and removes the rest (a recursive delete may take the
+    owner first and leave files no run would ever claim). A folder that does not exist is no error."""
+    try:
+        _remove_owner_last(*filesystem(staging))
+    except FileNotFoundError:
+        pass
+
+
+def _remove_owner_last(fs, path: str) -> None:
+    owner = join_url(path, OWNER)
+    rest = [p for p in fs.find(path) if p != owner]
+    if rest:
+        fs.rm(rest)
+    fs.rm(path, recursive=True)  # the owner, then (local disks) the emptied folders
 
 
 def _staging_folders(output: str, *inside: str) -> list[str]:

@@ -12,7 +12,7 @@ from pipelines.prepare.job import PrepareJob
 from pipelines.prepare.progress import ProgressLine
 from transforms.commit import discard_version, unpublished_reason
 from transforms.output_folder import OutputTaken
-from transforms.storage import filesystem
+from transforms.staging import remove_staging
 
 
 def run(job: PrepareJob, beam_args: list[str], progress_every: float = 30.0) -> dict:
@@ -58,10 +58,9 @@ def discard_run(job: PrepareJob) -> None:
 
 def discard_staging(staging: str) -> None:
     """Remove a failed run's staged files (best effort: what cannot be removed now is only clutter)."""
-    fs, path = filesystem(staging)
     try:
-        fs.rm(path, recursive=True)
-    except OSError:  # FileNotFoundError included: nothing was staged
+        remove_staging(staging)
+    except OSError:  # best effort
         pass
 
 

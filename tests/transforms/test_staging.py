@@ -3,7 +3,12 @@ import json
 import os
 import socket
 
-from transforms.staging import OWNER, claim, remove_dead_stagings, shards_url, staged_runs, staging_url
+import fsspec
+import pytest
+from fsspec.implementations.memory import MemoryFileSystem
+
+from transforms.staging import (OWNER, claim, remove_dead_stagings, remove_staging, shards_url, staged_runs,
+                                staging_url)
 
 
 def test_local_staging_is_a_hidden_sibling_and_object_store_staging_a_prefix():
@@ -50,8 +55,6 @@ def test_only_the_staging_of_a_dead_process_of_this_host_is_removed(tmp_path):
 
 
 def test_object_store_stagings_are_found_too():
-    import fsspec
-
     memory = fsspec.filesystem("memory")
     out = "memory://bucket/out"
     memory.pipe("/bucket/out/_staging-dead/owner.json",
@@ -59,3 +62,37 @@ def test_object_store_stagings_are_found_too():
     memory.pipe("/bucket/out/_staging-dead/spill/b00000/x.arrow", b"x")
     assert len(remove_dead_stagings(out)) == 1
     assert not memory.exists("/bucket/out/_staging-dead")
+
+
+class _StuckFileSystem(MemoryFileSystem):
+    """An in-memory store on which one file cannot be removed (a delete cut short, as by a kill)."""
+
+    protocol = "stuckmemory"
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        return super()._strip_protocol(path.replace("stuckmemory://", "memory://", 1))
+
+    def rm_file(self, path):
+        if "stuck" in path:
+            raise OSError(f"cannot remove {path}")
+        super().rm_file(path)
+
+
+def test_a_staging_folder_loses_its_owner_last_so_a_removal_cut_short_is_finished_by_the_next_run():
+    fsspec.register_implementation(_StuckFileSystem.protocol, _StuckFileSystem, clobber=True)
+    store = fsspec.filesystem(_StuckFileSystem.protocol)
+    staging = "/stuck-bucket/out/_staging-dead"
+    store.pipe(f"{staging}/owner.json", json.dumps({"host": socket.gethostname(), "pid": 2 ** 22 + 99}).encode())
+    for name in ("a-stuck.arrow", "spill/a.arrow", "progress/z.json"):
+        store.pipe(f"{staging}/{name}", b"x")
+
+    with pytest.raises(OSError):
+        remove_staging(f"stuckmemory:/{staging}")
+    assert store.exists(f"{staging}/owner.json")  # still claimed: the next run can judge it
+    assert staged_runs("stuckmemory://stuck-bucket/out") == {"dead"}
+
+    _StuckFileSystem.rm_file = MemoryFileSystem.rm_file  # the store recovers
+    assert len(remove_dead_stagings("stuckmemory://stuck-bucket/out")) == 1
+    assert store.find(staging) == []
+    remove_staging(f"stuckmemory:/{staging}")  # gone already: no error
