@@ -19,6 +19,7 @@ _HOMES = {
     "load_table": "pipelines.datasets.load",
     "load_docs": "pipelines.datasets.load",
     "load_dead_letters": "pipelines.datasets.load",
+    "load_duplicates": "pipelines.datasets.load",
     "load_manifest": "pipelines.datasets.load",
 }
 __all__ = list(_HOMES)

@@ -37,6 +37,26 @@ DOCUMENT_SCHEMA = pa.schema(
         pa.field("source_row", pa.int64()),
         # With --split: the split the document belongs to (null without).
         pa.field("split", pa.string()),
+        # With --near-duplicates: the id of the document kept for its near-duplicate cluster (its own id for
+        # that document); null for a document with no near duplicate, and without --near-duplicates.
+        pa.field("duplicate_group", pa.string()),
+    ]
+)
+
+# A document removed as a duplicate, or one of a near-duplicate cluster: one row of `duplicates/*.parquet`.
+DUPLICATE_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string()),  # its id when it is in the dataset; null when removed as an exact duplicate
+        pa.field("kept_id", pa.string(), nullable=False),  # the document kept for it (its cluster's)
+        pa.field("kind", pa.string(), nullable=False),  # "exact" or "near"
+        pa.field("similarity", pa.float64(), nullable=False),  # 1.0 for exact; near: its closest match's
+        pa.field("removed", pa.bool_(), nullable=False),  # True when it is not in the documents
+        pa.field("modality", pa.string()),
+        pa.field("label", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("uri", pa.string()),
+        pa.field("source_file", pa.string()),
+        pa.field("source_row", pa.int64()),
     ]
 )
 

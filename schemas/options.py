@@ -227,6 +227,26 @@ class SplitOptions:
         return tuple(name for name, _ in self.fractions)
 
 
+@dataclasses.dataclass(frozen=True)
+class DuplicateOptions:
+    """--near-duplicates: find documents of nearly the same content (texts whose word-shingle MinHash
+    similarity is at least text_threshold, images whose perceptual hashes differ in at most image_distance
+    bits, meshes whose normalised point clouds match); drop: keep one document of each cluster."""
+
+    near: bool = False
+    text_threshold: float = 0.9
+    image_distance: int = 4
+    drop: bool = False
+
+    def __post_init__(self):
+        if not 0 < self.text_threshold <= 1:
+            raise ConfigError(f"--near-text-threshold {self.text_threshold:g} must be above 0 and at most 1.")
+        if not 0 <= self.image_distance <= 16:
+            raise ConfigError(f"--near-image-distance {self.image_distance} must be between 0 and 16 bits.")
+        if self.drop and not self.near:
+            raise ConfigError("--drop-near-duplicates needs --near-duplicates (it drops the near duplicates found).")
+
+
 def split_fractions(text: str) -> tuple:
     """'train=0.8,test=0.2' -> (('train', 0.8), ('test', 0.2)); ConfigError when it does not read so."""
     fractions = []

@@ -105,7 +105,8 @@ def assert_reconciled(out: Path) -> dict:
     get = lambda k: c.get(k, 0)
     rejected = get("documents_rejected")  # media dead letters: documents, not rows (README, "How rows are counted")
     assert get("rows_read") == get("rows_documented") + get("dead_letters") - rejected + get("sampled_out"), c
-    assert get("candidate_documents") == get("documents_written") + get("duplicates_removed") + rejected, c
+    assert get("candidate_documents") == (get("documents_written") + get("duplicates_removed")
+                                          + get("near_duplicates_removed") + rejected), c
     assert manifest["reconciliation"]["reconciled"] is True, manifest["reconciliation"]
     return c
 

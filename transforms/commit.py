@@ -40,14 +40,14 @@ from typing import Iterator
 import apache_beam as beam
 import pyarrow as pa
 
-from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
+from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA, DUPLICATE_SCHEMA
 from transforms.stage import StageOutput, SumCounts
 from transforms.output_folder import OutputTaken, check_replaceable
 from transforms.split.report import manifest_section
 from transforms.staging import COMMIT_MARKER, PROGRESS_FOLDER, remove_dead_stagings, remove_staging, shards_url, staged_runs
 from transforms.storage import MANIFEST, SUCCESS, VERSIONS, filesystem, join_url, read_manifest, write_bytes
 from transforms.uris import is_local
-from transforms.write.formats import DATASET_FOLDERS, DEAD_LETTERS, WRITERS, writers_for
+from transforms.write.formats import DATASET_FOLDERS, DEAD_LETTERS, DUPLICATES, WRITERS, writers_for
 from transforms.write.shard_writer import FileRecord, ShardWriter, write_shard
 
 
@@ -58,10 +58,11 @@ def reconcile(counts: dict) -> dict:
     accounted = counts.get("rows_documented", 0) + row_dead_letters + counts.get("sampled_out", 0)
     candidates = counts.get("candidate_documents", 0)
     written = (counts.get("documents_written", 0) + counts.get("duplicates_removed", 0)
-               + counts.get("documents_rejected", 0))
+               + counts.get("near_duplicates_removed", 0) + counts.get("documents_rejected", 0))
     return {
         "rows_read = rows_documented + (dead_letters - documents_rejected) + sampled_out": [rows_read, accounted],
-        "candidate_documents = documents_written + duplicates_removed + documents_rejected": [candidates, written],
+        "candidate_documents = documents_written + duplicates_removed + near_duplicates_removed + documents_rejected":
+            [candidates, written],
         "reconciled": rows_read == accounted and candidates == written,
     }
 
@@ -95,8 +96,9 @@ def publish(output: str, staging: str, files: list[FileRecord], counts: dict, ma
     parquet = WRITERS["parquet"]
     if parquet.folder not in folders and parquet in writers_for(manifest["options"]["output"]["format"]):
         files = files + [_empty_shard(shards, parquet, DOCUMENT_SCHEMA)]
-    if DEAD_LETTERS.folder not in folders:
-        files = files + [_empty_shard(shards, DEAD_LETTERS, DEAD_LETTER_SCHEMA)]
+    for writer, schema in ((DEAD_LETTERS, DEAD_LETTER_SCHEMA), (DUPLICATES, DUPLICATE_SCHEMA)):
+        if writer.folder not in folders:
+            files = files + [_empty_shard(shards, writer, schema)]
     check_replaceable(output, manifest["options"]["output"]["overwrite"])  # again: another run may have committed
     if is_local(output):
         named = final_names(files)

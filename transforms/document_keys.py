@@ -1,5 +1,9 @@
 """What makes two candidate documents the same: their content columns, hashed into `_key` and compared
-exactly where keys repeat."""
+exactly where keys repeat.
+
+A document's (or chunk's) media is named by its address: its loaded bytes (`blob`) once the media stage
+has loaded them, else its `uri`. So the same photo under two URLs is one piece of content, and a
+document's key changes once its media is loaded (LoadMedia computes it again)."""
 from typing import Optional
 
 import numpy as np
@@ -9,7 +13,7 @@ import pyarrow.compute as pc
 from schemas.documents import KEY
 from transforms.hashing import category_hashes, column_hashes, combined_hashes, folded_hashes
 
-_FLAT = ("modality", "text", "uri", "label", "score")
+_FLAT = ("modality", "text", "uri", "label", "score")  # "uri" stands for the media address (see above)
 _CHUNK = ("modality", "text", "uri")
 
 
@@ -26,14 +30,30 @@ def chunk_slots(docs) -> list[tuple[np.ndarray, list[pa.Array]]]:
     for i in range(int(lengths.max(initial=0))):
         present = lengths > i
         picked = values.take(pa.array(np.where(present, starts + i, 0), mask=~present))
-        slots.append((present, [picked.field(name) for name in _CHUNK]))
+        slots.append((present, [_field(picked, name) for name in _CHUNK]))
     return slots
+
+
+def media_addresses(uri: pa.Array, blob: pa.Array) -> pa.Array:
+    """(n,) uris and (n,) blobs -> (n,) binary: the blob where there is one, else the uri's UTF-8 bytes."""
+    uri, blob = _array(uri), _array(blob)
+    if blob.null_count == len(blob):
+        return uri.cast(pa.binary())
+    return pc.if_else(blob.is_valid(), blob, uri.cast(pa.binary()))
 
 
 def content_columns(docs) -> list[pa.Array]:
     """Candidate batch or table -> the columns that define a document's content, chunk fields included
-    (chunk i's fields for each chunk position i)."""
-    return [_array(docs.column(name)) for name in _FLAT] + [c for _, columns in chunk_slots(docs) for c in columns]
+    (chunk i's fields for each chunk position i); media by their address."""
+    return [_field(docs, name) for name in _FLAT] + [c for _, columns in chunk_slots(docs) for c in columns]
+
+
+def _field(docs, name: str) -> pa.Array:
+    """A content column of a batch, table or chunk struct array; "uri" gives the media address."""
+    column = docs.field if isinstance(docs, pa.StructArray) else docs.column
+    if name == "uri":
+        return media_addresses(column("uri"), column("blob"))
+    return _array(column(name))
 
 
 def document_keys(docs, known: Optional[dict] = None) -> np.ndarray:
@@ -43,7 +63,7 @@ def document_keys(docs, known: Optional[dict] = None) -> np.ndarray:
     known = dict(known or {})
     if "modality" not in known:  # a handful of distinct values: each hashed once
         known["modality"] = category_hashes(_array(docs.column("modality")))
-    keys = combined_hashes([known[name] if name in known else column_hashes(_array(docs.column(name)))
+    keys = combined_hashes([known[name] if name in known else column_hashes(_field(docs, name))
                             for name in _FLAT])
     for present, columns in chunk_slots(docs):
         rows = np.flatnonzero(present)
@@ -77,6 +97,19 @@ def repeats(docs, order: np.ndarray) -> np.ndarray:
         same &= np.asarray(equal)
     mask[order[later_pos][same]] = True
     return mask
+
+
+def with_loaded_media(docs) -> np.ndarray:
+    """(n,) bool: documents that carry loaded image bytes, their own or a chunk's (such repeats are removed
+    in every layout: the same photo under two URIs in one label is one document)."""
+    has = np.asarray(_array(docs.column("blob")).is_valid())
+    chunks = _array(docs.column("chunks"))
+    if chunks.null_count < len(chunks):
+        lengths = np.asarray(pc.fill_null(pc.list_value_length(chunks), 0))
+        loaded = np.asarray(pc.list_flatten(chunks).field("blob").is_valid()).astype(np.int64)
+        starts = np.r_[0, np.cumsum(lengths)[:-1]]
+        has |= np.add.reduceat(np.r_[loaded, 0], starts)[:len(lengths)] * (lengths > 0) > 0
+    return has
 
 
 def hex_ids(keys: np.ndarray) -> pa.Array:

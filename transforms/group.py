@@ -1,4 +1,5 @@
-"""Group stage: candidate documents -> each write bucket's finished documents (ids given, repeats removed).
+"""Group stage: candidate documents -> each write bucket's finished documents (ids given, repeats removed,
+each removed repeat listed as an exact duplicate record).
 
 The one shuffle goes through the staging folder, so no runner holds the dataset in memory: each worker
 cuts its candidate batches by `_key % buckets` and gathers the parts of many batches in one spill file of
@@ -19,8 +20,9 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.documents import DOCUMENT_SCHEMA, KEY, RAW
-from transforms.document_keys import hex_ids, repeats, sort_order
-from transforms.stage import COUNTS, MAIN, Output, StageOutput, apply_step, count
+from transforms.document_keys import hex_ids, repeats, sort_order, with_loaded_media
+from transforms.duplicates.records import exact_duplicates
+from transforms.stage import COUNTS, DUPLICATES, MAIN, Output, StageOutput, apply_step, count
 from transforms.storage import filesystem, join_url, write_arrow
 
 STAGE = "group"
@@ -42,15 +44,27 @@ def split_by_bucket(batch: pa.RecordBatch, keys: np.ndarray, buckets: int,
         yield int(sorted_buckets[start]), taken.slice(start, end - start)
 
 
-def finish_documents(table: pa.Table, remove_duplicates: bool) -> tuple[pa.Table, int]:
-    """Candidates of one bucket -> (documents of DOCUMENT_SCHEMA sorted by id, duplicates removed).
+def removed_repeats(docs, remove_duplicates: bool, order: Optional[np.ndarray] = None) -> np.ndarray:
+    """(n,) bool: the documents to remove as repeats of an earlier one (in `order`, the output order when
+    not given): every repeat where the layout removes duplicates, else repeats of loaded media only."""
+    media = None if remove_duplicates else with_loaded_media(docs)
+    if media is not None and not media.any():
+        return np.zeros(docs.num_rows, dtype=bool)
+    repeat = repeats(docs, sort_order(docs) if order is None else order)
+    return repeat if media is None else repeat & media
+
+
+def finish_documents(table: pa.Table, remove_duplicates: bool) -> tuple[pa.Table, Optional[pa.RecordBatch]]:
+    """Candidates of one bucket -> (documents of DOCUMENT_SCHEMA sorted by id, the duplicate records of the
+    repeats removed, or None when none was).
 
     Ids are the hex key, plus `-k` for the k-th later document with the same key (kept repeats)."""
     order = sort_order(table)
-    removed = 0
-    if remove_duplicates:
-        repeat = repeats(table, order)
-        order, removed = order[~repeat[order]], int(repeat.sum())
+    removed = None
+    repeat = removed_repeats(table, remove_duplicates, order)
+    if repeat.any():
+        removed = exact_duplicates(table, np.flatnonzero(repeat), table.column(KEY).to_numpy())
+        order = order[~repeat[order]]
     table = table.take(pa.array(order))  # one pass over the strings: sort and drop together
     keys = table.column(KEY).to_numpy()
     ids = hex_ids(keys)
@@ -109,9 +123,10 @@ class _SpillFn(beam.DoFn):
 
     def process(self, batch: pa.RecordBatch) -> Iterator[Output]:
         # A repeat follows its first copy in key order, so it is in the same bucket: drop repeats before cutting.
-        repeat = repeats(batch, sort_order(batch)) if self._remove else np.zeros(batch.num_rows, dtype=bool)
+        repeat = removed_repeats(batch, self._remove)
         removed = int(repeat.sum())
-        for bucket, part in split_by_bucket(batch, batch.column(KEY).to_numpy(), self._buckets, ~repeat):
+        keys = batch.column(KEY).to_numpy()
+        for bucket, part in split_by_bucket(batch, keys, self._buckets, ~repeat):
             if self._file is None:
                 self._file = _SpillFile(self._staging)
                 yield Output(COUNTS, count(STAGE, staged_objects=1))
@@ -122,6 +137,7 @@ class _SpillFn(beam.DoFn):
             self._file.nbytes += part.nbytes
         if removed:
             yield Output(COUNTS, count(STAGE, duplicates_removed=removed))
+            yield Output(DUPLICATES, exact_duplicates(batch, np.flatnonzero(repeat), keys))
         if self._file is not None and self._file.nbytes >= self._spill_bytes:
             self._write()
 
@@ -145,12 +161,14 @@ class _FinishBucketFn(beam.DoFn):
         tables = [read_bucket(path, bucket) for path in sorted(paths)]
         table, removed = finish_documents(pa.concat_tables(tables), self._remove)
         yield Output(MAIN, (bucket, table))
-        if removed:
-            yield Output(COUNTS, count(STAGE, duplicates_removed=removed))
+        if removed is not None:
+            yield Output(COUNTS, count(STAGE, duplicates_removed=removed.num_rows))
+            yield Output(DUPLICATES, removed)
 
 
 class GroupDocuments(beam.PTransform):
-    """Stage: main = candidate RecordBatches -> main = (bucket, Table of DOCUMENT_SCHEMA sorted by id) pairs."""
+    """Stage: main = candidate RecordBatches -> main = (bucket, Table of DOCUMENT_SCHEMA sorted by id) pairs;
+    duplicates += a DUPLICATE_SCHEMA batch of the repeats removed."""
 
     def __init__(self, staging: str, buckets: int, remove_duplicates: bool, spill_bytes: int = SPILL_BYTES):
         super().__init__()
@@ -158,6 +176,6 @@ class GroupDocuments(beam.PTransform):
 
     def expand(self, flow: StageOutput) -> StageOutput:
         spill = _SpillFn(self._staging, self._buckets, self._remove, self._spill_bytes)
-        spilled = apply_step(flow, "SpillToBuckets", spill, None)
+        spilled = apply_step(flow, "SpillToBuckets", spill, None, duplicates=True)
         grouped = spilled.advance(spilled.main | "GroupByBucket" >> beam.GroupByKey())
-        return apply_step(grouped, "FinishBuckets", _FinishBucketFn(self._remove), None)
+        return apply_step(grouped, "FinishBuckets", _FinishBucketFn(self._remove), None, duplicates=True)

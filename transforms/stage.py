@@ -25,16 +25,19 @@ from transforms.uris import redact
 MAIN = "main"
 DEAD_LETTERS = "dead_letters"
 COUNTS = "counts"
+DUPLICATES = "duplicates"
 NAMESPACE = "finetune_etl"
 
 
 class StageOutput(NamedTuple):
     """What flows from stage to stage: the main PCollection (Arrow batches, file records, ...), and every
-    dead-letter RecordBatch PCollection and count-dict PCollection produced so far."""
+    dead-letter RecordBatch PCollection, count-dict PCollection and duplicate-record RecordBatch
+    PCollection (rows of schemas.documents.DUPLICATE_SCHEMA) produced so far."""
 
     main: beam.PCollection
     dead_letters: tuple = ()
     counts: tuple = ()
+    duplicates: tuple = ()
 
     @staticmethod
     def start(main: beam.PCollection) -> StageOutput:
@@ -42,27 +45,34 @@ class StageOutput(NamedTuple):
         return StageOutput(main)
 
     def advance(self, main: beam.PCollection, dead_letters: Optional[beam.PCollection] = None,
-                counts: Optional[beam.PCollection] = None) -> StageOutput:
-        """This flow with a new main PCollection and a stage's own dead letters and counts added."""
-        return StageOutput(main, self.dead_letters + _present(dead_letters), self.counts + _present(counts))
+                counts: Optional[beam.PCollection] = None, duplicates: Optional[beam.PCollection] = None
+                ) -> StageOutput:
+        """This flow with a new main PCollection and a stage's own dead letters, counts and duplicate
+        records added."""
+        return StageOutput(main, self.dead_letters + _present(dead_letters), self.counts + _present(counts),
+                           self.duplicates + _present(duplicates))
 
     def join(self, other: StageOutput, label: str) -> StageOutput:
-        """Two flows as one: their main PCollections flattened, their dead letters and counts together."""
+        """Two flows as one: their main PCollections flattened, their side outputs together."""
         main = (self.main, other.main) | label >> beam.Flatten()
-        return StageOutput(main, self.dead_letters + other.dead_letters, self.counts + other.counts)
+        return StageOutput(main, self.dead_letters + other.dead_letters, self.counts + other.counts,
+                           self.duplicates + other.duplicates)
 
 
 def _present(pcoll: Optional[beam.PCollection]) -> tuple:
     return () if pcoll is None else (pcoll,)
 
 
-def apply_step(flow: StageOutput, label: str, dofn: beam.DoFn, main_type=pa.RecordBatch) -> StageOutput:
+def apply_step(flow: StageOutput, label: str, dofn: beam.DoFn, main_type=pa.RecordBatch,
+               duplicates: bool = False) -> StageOutput:
     """Run a DoFn that yields Outputs over the flow's main PCollection; its MAIN outputs (of `main_type`)
-    become the new main, its DEAD_LETTERS and COUNTS are added to the flow's."""
+    become the new main, its DEAD_LETTERS and COUNTS (and DUPLICATES, when it yields them) are added to
+    the flow's."""
+    kinds = (MAIN, DEAD_LETTERS, COUNTS) + ((DUPLICATES,) if duplicates else ())
     split = (flow.main
              | label >> beam.ParDo(dofn).with_output_types(Output)
-             | f"Split{label}" >> SplitOutputs((MAIN, DEAD_LETTERS, COUNTS), main_type))
-    return flow.advance(split[MAIN], split[DEAD_LETTERS], split[COUNTS])
+             | f"Split{label}" >> SplitOutputs(kinds, main_type))
+    return flow.advance(split[MAIN], split[DEAD_LETTERS], split[COUNTS], split.get(DUPLICATES))
 
 
 class OneStepStage(beam.PTransform):

@@ -1,4 +1,5 @@
-"""What `finetune-etl sprites` and `preview` share: options, picking media from a dataset, sampling, the grid.
+"""What `finetune-etl sprites` and `preview` share: options, picking media from a dataset, sampling, decoding
+an image, the grid.
 
 A sheet shows `count` items (images or point clouds) sampled by a hash of each item's id with `--seed`,
 so the same dataset and options give the same picture, and a larger `--count` keeps the smaller sample.
@@ -10,15 +11,18 @@ import dataclasses
 import io
 import math
 import posixpath
+import warnings
 from typing import Callable, Optional
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from pipelines.arguments import OneLineParser
 from pipelines.datasets.dataset_errors import DATASET_ERRORS, dataset_error, fail
-from pipelines.datasets.load import load_table
+from pipelines.datasets.load import UnknownSplit, load_table
+from schemas.options import ConfigError
 from transforms.hashing import content_hashes
 from transforms.storage import write_bytes
 
@@ -50,8 +54,9 @@ class Items:
 
 
 def sheet_parser(prog: str, description: str, count: int, noun: str) -> argparse.ArgumentParser:
-    """The options both commands take: URL, --output, --count, --label, --tile, --columns, --seed."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    """The options both commands take: URL, --output, --count, --label, --tile, --columns, --seed (a mistake
+    raises ConfigError: run_command prints it as one line)."""
+    parser = OneLineParser(prog=prog, description=description)
     parser.add_argument("url", metavar="URL", help="a prepared dataset (folder, local or any fsspec URL)")
     parser.add_argument("--output", required=True, metavar="FILE",
                         help="picture to write (.png, .jpg or .webp; local or fsspec URL)")
@@ -80,16 +85,17 @@ def _at_least(low: int) -> Callable[[str], int]:
 
 
 def run_command(argv: list[str], parser: argparse.ArgumentParser, draw: Callable[[argparse.Namespace], str]) -> int:
-    """Parse argv, run draw(args) -> the line to print; SheetError and missing datasets -> one line, exit 2."""
-    args = parser.parse_args(argv)
+    """Parse argv, run draw(args) -> the lines to print; a mistake in argv, SheetError and missing datasets ->
+    one line, exit 2."""
     try:
+        args = parser.parse_args(argv)
         output_format(args.output)
         width, height, _, _ = grid_size(args.count, args.tile, args.columns)
         if width * height > MAX_SHEET_PIXELS:
             raise SheetError(f"--count {args.count} with --tile {args.tile} makes a {width:,} x {height:,} pixel "
                              f"picture, more than {MAX_SHEET_PIXELS:,} pixels; ask for fewer or smaller tiles.")
         print(draw(args))
-    except SheetError as error:
+    except (ConfigError, SheetError) as error:
         return fail(str(error))
     except DATASET_ERRORS as error:
         return dataset_error(error)
@@ -104,13 +110,17 @@ def output_format(output: str) -> str:
     return FORMATS[suffix]
 
 
-def load_items(url: str, modality: str, content: str) -> Items:
-    """Documents of `modality` with a non-null `content` column, and such chunks of two-chunk documents.
+def load_items(url: str, modality: str, content: str, split: Optional[str] = None) -> Items:
+    """Documents of `modality` with a non-null `content` column, and such chunks of two-chunk documents; of
+    one split only when `split` is given (SheetError for a split the dataset does not have).
 
     Reads only id, label, modality, `content` and chunks. A chunk's caption is its document's first text
     chunk, else the label; its id is the document id and the chunk's position (`id/1`).
     """
-    table = load_table(url, columns=["id", "label", "modality", content, "chunks"])
+    try:
+        table = load_table(url, columns=["id", "label", "modality", content, "chunks"], split=split)
+    except UnknownSplit as error:
+        raise SheetError(unknown_split(url, error)) from None
     docs = table.filter(pc.and_(pc.equal(table["modality"], modality), pc.is_valid(table[content])))
     parts = [Items(docs["id"].combine_chunks(), docs["label"].combine_chunks(),
                    pc.fill_null(docs["label"], "").combine_chunks(), docs[content].combine_chunks())]
@@ -166,6 +176,13 @@ NO_DATA_HINT = {
 }
 
 
+def unknown_split(url: str, error: UnknownSplit) -> str:
+    """The line that says --split names a split the dataset does not have."""
+    if not error.names:
+        return f"{url} has no splits (it was prepared without --split); leave --split out."
+    return f"{url} has no split {error.split!r}; its splits are {', '.join(error.names)}: pass one of them to --split."
+
+
 def _some_labels(labels: pa.Array) -> str:
     names = sorted(pc.unique(labels.drop_null()).to_pylist())
     if not names:
@@ -182,6 +199,34 @@ def font(tile: int) -> ImageFont.FreeTypeFont:
 def caption_height(tile: int) -> int:
     """Pixels under each tile that hold its caption."""
     return max(10, tile // 11) + 6
+
+
+def picture(blob: bytes, side: int) -> Optional[Image.Image]:
+    """Image file bytes -> an upright RGB picture fitting in a side x side square (aspect kept; transparency
+    shown on the letterbox colour); None when Pillow cannot read the bytes."""
+    try:
+        with Image.open(io.BytesIO(blob)) as img, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Corrupt EXIF data": the picture is still shown as stored
+            img.draft("RGB", (side, side))  # JPEG: let libjpeg decode at 1/2, 1/4 or 1/8 scale
+            img = ImageOps.exif_transpose(img)
+            rgba = img.convert("RGBA")
+    except Exception:  # Pillow's decoders raise many types; the tile stays empty and its caption says why
+        return None
+    flat = Image.new("RGB", rgba.size, LETTERBOX)
+    flat.paste(rgba, mask=rgba.getchannel("A"))
+    return ImageOps.contain(flat, (side, side), Image.Resampling.LANCZOS)
+
+
+def placeholder(lines: list[str], side: int, tile: int) -> Image.Image:
+    """A side x side LETTERBOX picture holding `lines` of text (each cut to fit), for an item with nothing to
+    draw; the text is set in the sheet's font for `tile`."""
+    picture = Image.new("RGB", (side, side), LETTERBOX)
+    pen, face = ImageDraw.Draw(picture), font(tile)
+    step = caption_height(tile)
+    top = (side - step * len(lines)) // 2
+    for n, line in enumerate(lines):
+        pen.text((side // 2, top + n * step), shorten(line, side - 2 * MARGIN, face), fill=INK, font=face, anchor="ma")
+    return picture
 
 
 def grid_size(n: int, tile: int, columns: Optional[int]) -> tuple[int, int, int, int]:

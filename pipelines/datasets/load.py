@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA
+from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA, DUPLICATE_SCHEMA
 from transforms.storage import MANIFEST, SUCCESS, filesystem, join_url, read_manifest
 
 if TYPE_CHECKING:
@@ -26,11 +26,20 @@ if TYPE_CHECKING:
 
 ATTEMPTS = 5
 READ_THREADS = 4
+DUPLICATES = "duplicates"  # the dataset folder of DUPLICATE_SCHEMA rows; datasets of earlier versions have none
 T = TypeVar("T")
 
 
 class DatasetChanging(RuntimeError):
     """Runs kept committing to the dataset while it was read."""
+
+
+class UnknownSplit(ValueError):
+    """A split the dataset does not have; `names` are the splits it has (empty without --split)."""
+
+    def __init__(self, split: str, names: list[str]):
+        super().__init__(f"the dataset has no split {split!r} (its splits: {', '.join(names) or 'none'}).")
+        self.split, self.names = split, names
 
 
 def load_manifest(url: str) -> dict:
@@ -93,7 +102,7 @@ def _table(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
 
 def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """A table read from shards -> `schema`: columns (and chunk fields) that datasets of earlier versions
-    do not have (`point_cloud_from`, `split`) are added as nulls, then the table is cast."""
+    do not have (`point_cloud_from`, `split`, `duplicate_group`) are added as nulls, then the table is cast."""
     columns = []
     for field in schema:
         if field.name not in table.column_names:
@@ -115,14 +124,19 @@ def _chunks_with(chunks: pa.ListArray, list_type: pa.DataType) -> pa.ListArray:
     return pa.ListArray.from_arrays(chunks.offsets, rebuilt, mask=chunks.is_null()).cast(list_type)
 
 
-def shards_of(manifest: dict, folder: str, split: Optional[str] = None) -> list:
-    """The manifest's shard entries of one dataset folder, or of one split's shards in it; ValueError for a
-    split the dataset does not have."""
-    if split is None:
-        return manifest["shards"][folder]
+def check_split(manifest: dict, split: str) -> None:
+    """UnknownSplit when the dataset of the manifest has no split of that name."""
     names = list(manifest.get("splits", {}).get("per_split", {}))
     if split not in names:
-        raise ValueError(f"the dataset has no split {split!r} (its splits: {', '.join(names) or 'none'}).")
+        raise UnknownSplit(split, names)
+
+
+def shards_of(manifest: dict, folder: str, split: Optional[str] = None) -> list:
+    """The manifest's shard entries of one dataset folder, or of one split's shards in it; UnknownSplit (a
+    ValueError) for a split the dataset does not have."""
+    if split is None:
+        return manifest["shards"][folder]
+    check_split(manifest, split)
     return [shard for shard in manifest["shards"][folder] if shard.get("split") == split]
 
 
@@ -151,6 +165,19 @@ def dead_letters_of(url: str, manifest: dict) -> pa.Table:
 def load_dead_letters(url: str) -> pa.Table:
     """All dead letters of a dataset as one pyarrow Table of DEAD_LETTER_SCHEMA."""
     return read_snapshot(url, lambda m: dead_letters_of(url, m))
+
+
+def duplicates_of(url: str, manifest: dict) -> pa.Table:
+    """The duplicates a manifest of the dataset lists (`shards["duplicates"]`), as one pyarrow Table of
+    DUPLICATE_SCHEMA; an empty one when the dataset has no duplicates folder."""
+    return _table(read_parquet_shards(url, manifest["shards"].get(DUPLICATES, [])), DUPLICATE_SCHEMA)
+
+
+def load_duplicates(url: str) -> pa.Table:
+    """The duplicates of a dataset as one pyarrow Table of DUPLICATE_SCHEMA: exact duplicates removed and the
+    documents of near-duplicate clusters, kept_id naming the document kept for each; empty when there are
+    none, or when the dataset was written before duplicates were recorded."""
+    return read_snapshot(url, lambda m: duplicates_of(url, m))
 
 
 def load_docs(url: str, split: Optional[str] = None) -> DocList[TrainingDoc]:

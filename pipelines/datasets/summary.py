@@ -3,7 +3,8 @@
 Reads the manifest, the Parquet footers and a few small columns (never `blob`, `point_cloud` or the
 chunks' blobs), with pyarrow and numpy alone: importing docarray or pandas (which pyarrow imports as soon
 as it converts a Python value, builds a numpy array or groups a table) took longer than reading a million
-documents. `summarize(url, top)` returns the dict that `--json` prints; its keys:
+documents. Splits and duplicates are read by summary_groups. `summarize(url, top)` returns the dict that
+`--json` prints; its keys:
 
     url, run_id, tool, committed_at, layout, clip, modalities    from the manifest
     documents     {total, by_modality: {modality: n}, pairs: {"text+image": n}}  (pairs: two-chunk docs)
@@ -13,13 +14,18 @@ documents. `summarize(url, top)` returns the dict that `--json` prints; its keys
     meshes        null, or {count, points_per_cloud}  (documents and chunks; points: the run's setting,
                   null when the run did not sample point clouds)
     splits        null, or (with --split) {per_split: {name: {documents, labels}}, labels_in_two_splits,
-                  content_in_two_splits, labels_kept_whole, largest_groups}  (read from the files: texts
-                  and URIs of documents and chunks; the checks below expect 0 of each)
+                  content_in_two_splits, duplicate_groups_in_two_splits, labels_kept_whole, largest_groups}
+                  (read from the files: texts and URIs of documents and chunks, near-duplicate clusters
+                  (`duplicate_group`; null when the files have no such column); the checks expect 0 of each)
+    duplicates    null (no duplicates folder: written before duplicates were recorded), or {exact_removed,
+                  near_clusters, near_found, near_removed, largest_clusters: [{kept_id, kind, size,
+                  similarity: {min, max}, examples: [{id, removed, text, uri}]}]}  (read from the files;
+                  near_found: the documents of near clusters, kept ones included; up to 5 clusters)
     dead_letters  {total, by_stage: {stage: n}, top: [{stage, reason_class, count,
                    example: {source_file, source_row, reason}}]}  (top: the N largest (stage, reason_class))
     inputs        [{url, size, delimiter, encoding, header, fields}]
     options       the manifest's options, as the run used them
-    shards        {documents|docarray|dead_letters: {files, rows, bytes, rows_in_files}}
+    shards        {documents|docarray|dead_letters|duplicates: {files, rows, bytes, rows_in_files}}
                   (rows_in_files: from the Parquet footers; null for docarray shards)
     counts        the manifest's counts
     reconciliation {equations: [{equation, left, right, holds}], reconciled}  (the manifest's verdict)
@@ -36,10 +42,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.datasets.dataset_errors import DATASET_ERRORS, dataset_error, fail
+from pipelines.datasets.arrow_counts import count_equal, first_valid, numbers, stats, tally, text_scalar, value_counts
 from pipelines.datasets.load import load_table, read_parquet_shards, read_snapshot
+from pipelines.datasets.summary_groups import duplicates_summary, group_checks, read_duplicates, splits_summary
 from schemas.documents import CHUNK_TYPE, DOCUMENT_SCHEMA
 from schemas.modalities import PAIR
-from transforms.split.nodes import keeps_labels_whole
 
 FLAT_COLUMNS = ["label", "score", "modality", "mime_type", "width", "height"]
 MEDIA_FIELDS = ["mime_type", "width", "height"]
@@ -61,8 +68,8 @@ def _documents(url: str, manifest: dict) -> tuple[pa.Table, Optional[int]]:
     tables = read_parquet_shards(url, shards, ["label", "score", "modality"])
     documents = pa.concat_tables(tables, promote_options="permissive")
     modality = documents.column("modality")
-    media = MEDIA_FIELDS if _count(modality, "image") else []
-    chunks = [f"chunks.list.element.{f}" for f in CHUNK_FIELDS] if _count(modality, PAIR) else []
+    media = MEDIA_FIELDS if count_equal(modality, "image") else []
+    chunks = [f"chunks.list.element.{f}" for f in CHUNK_FIELDS] if count_equal(modality, PAIR) else []
     if media or chunks:
         extra = pa.concat_tables(read_parquet_shards(url, shards, media + chunks), promote_options="permissive")
         for name in extra.column_names:
@@ -73,81 +80,40 @@ def _documents(url: str, manifest: dict) -> tuple[pa.Table, Optional[int]]:
     return documents, sum(t.num_rows for t in tables)
 
 
-def _count(values: pa.ChunkedArray, value: str) -> int:
-    """How many of `values` equal `value`."""
-    return pc.sum(pc.equal(values, _string(value)), min_count=0).as_py()
-
-
-def _string(text: str) -> pa.Scalar:
-    """A Python string -> an Arrow string scalar, built from its bytes (pyarrow imports pandas, ~0.4 s, the
-    first time it converts a Python value)."""
-    data = text.encode()
-    return pa.StringArray.from_buffers(1, pa.py_buffer(np.array([0, len(data)], dtype=np.int32)), pa.py_buffer(data))[0]
-
-
-def _numbers(values: pa.ChunkedArray) -> np.ndarray:
-    """Arrow numbers -> the non-null ones as float64 (n,), through DLPack (np.asarray would import pandas)."""
-    return np.from_dlpack(values.drop_null().combine_chunks().cast(pa.float64()))
-
-
-def _stats(values: np.ndarray) -> Optional[dict]:
-    """Numbers (n,) -> {min, median, max}, or None when there are none."""
-    if not values.size:
-        return None
-    return {"min": _number(values.min()), "median": float(np.median(values)), "max": _number(values.max())}
-
-
-def _number(value: float):
-    return int(value) if float(value).is_integer() else float(value)
-
-
 def _chunks(documents: pa.Table) -> pa.ChunkedArray:
     """The chunks of every document, flattened: one struct per chunk (n_chunks,)."""
     return pc.list_flatten(documents.column("chunks"))
-
-
-def _counts(values) -> pa.Table:
-    """Values -> a table of each distinct value (nulls left out) and how many times it occurs: (value, count)."""
-    counts = pc.value_counts(values)
-    table = pa.table({"value": counts.field("values"), "count": counts.field("counts")})
-    return table.filter(pc.is_valid(table.column("value")))
-
-
-def _tally(values) -> dict:
-    """Values -> {value: how many}, sorted by value (nulls left out)."""
-    counts = _counts(values)
-    return dict(sorted(zip(counts.column("value").to_pylist(), counts.column("count").to_pylist())))
 
 
 def _kinds(chunks: pa.ChunkedArray) -> pa.ChunkedArray:
     """The chunks column -> per document, its chunks' modalities joined by "+" ("text+image"; null without chunks)."""
     modalities = [pa.ListArray.from_arrays(c.offsets, c.values.field("modality"), mask=c.is_null())
                   for c in chunks.chunks]
-    return pc.binary_join(pa.chunked_array(modalities, pa.list_(pa.string())), _string("+"))
+    return pc.binary_join(pa.chunked_array(modalities, pa.list_(pa.string())), text_scalar("+"))
 
 
 def documents_summary(documents: pa.Table) -> dict:
-    return {"total": documents.num_rows, "by_modality": _tally(documents.column("modality")),
-            "pairs": _tally(_kinds(documents.column("chunks")))}
+    return {"total": documents.num_rows, "by_modality": tally(documents.column("modality")),
+            "pairs": tally(_kinds(documents.column("chunks")))}
 
 
 def labels_summary(documents: pa.Table, top: int) -> Optional[dict]:
-    counts = _counts(documents.column("label"))
+    counts = value_counts(documents.column("label"))
     if not counts.num_rows:
         return None
     order = [("count", "descending"), ("value", "ascending")]
     largest = counts.take(pc.select_k_unstable(counts, top, sort_keys=order))
-    return {"count": counts.num_rows, "per_label": _stats(_numbers(counts.column("count"))),
+    return {"count": counts.num_rows, "per_label": stats(numbers(counts.column("count"))),
             "largest": [{"label": label, "documents": n}
                         for label, n in zip(largest.column("value").to_pylist(), largest.column("count").to_pylist())]}
 
 
 def scores_summary(documents: pa.Table) -> Optional[dict]:
-    scores = _numbers(documents.column("score"))
+    scores = numbers(documents.column("score"))
     if not scores.size:
         return None
     counts, edges = np.histogram(scores, bins=SCORE_BINS, range=(0.0, 1.0))
-    return dict(count=int(scores.size), **_stats(scores),
+    return dict(count=int(scores.size), **stats(scores),
                 histogram=[{"low": round(float(lo), 2), "high": round(float(hi), 2), "documents": int(n)}
                            for lo, hi, n in zip(edges[:-1], edges[1:], counts)])
 
@@ -155,8 +121,8 @@ def scores_summary(documents: pa.Table) -> Optional[dict]:
 def _media(documents: pa.Table, kind: str) -> dict[str, pa.ChunkedArray]:
     """CHUNK_FIELDS of the documents and chunks of one modality -> {field: values (documents', then chunks')}."""
     chunks = _chunks(documents)
-    own = pc.equal(documents.column("modality"), _string(kind))
-    of_kind = pc.equal(pc.struct_field(chunks, "modality"), _string(kind))
+    own = pc.equal(documents.column("modality"), text_scalar(kind))
+    of_kind = pc.equal(pc.struct_field(chunks, "modality"), text_scalar(kind))
     columns = {}
     for field in CHUNK_FIELDS:
         values = documents.column(field).filter(own)
@@ -169,24 +135,18 @@ def images_summary(documents: pa.Table) -> Optional[dict]:
     images = _media(documents, "image")
     if not len(images["modality"]):
         return None
-    return {"count": len(images["modality"]), "width": _stats(_numbers(images["width"])),
-            "height": _stats(_numbers(images["height"])),
-            "mime_types": _tally(images["mime_type"])}
+    return {"count": len(images["modality"]), "width": stats(numbers(images["width"])),
+            "height": stats(numbers(images["height"])),
+            "mime_types": tally(images["mime_type"])}
 
 
 def meshes_summary(documents: pa.Table, options: dict) -> Optional[dict]:
     chunk_modality = pc.struct_field(_chunks(documents), "modality")
-    meshes = _count(documents.column("modality"), "mesh") + _count(chunk_modality, "mesh")
+    meshes = count_equal(documents.column("modality"), "mesh") + count_equal(chunk_modality, "mesh")
     if not meshes:
         return None
     sampled = options.get("media", {}).get("create_point_clouds", True)
     return {"count": meshes, "points_per_cloud": options["media"]["point_cloud_size"] if sampled else None}
-
-
-def _first(values: pa.ChunkedArray):
-    """The first non-null value, or None."""
-    values = values.drop_null()
-    return values[0].as_py() if len(values) else None
 
 
 def dead_letters_summary(dead: Optional[pa.Table], top: int) -> dict:
@@ -196,13 +156,13 @@ def dead_letters_summary(dead: Optional[pa.Table], top: int) -> dict:
     if dead is None or not dead.num_rows:
         return {"total": 0, "by_stage": {}, "top": []}
     dead = dead.sort_by([("source_file", "ascending"), ("source_row", "ascending")])
-    by_stage, groups = _tally(dead.column("stage")), []
+    by_stage, groups = tally(dead.column("stage")), []
     for stage in by_stage:
-        of_stage = dead.filter(pc.equal(dead.column("stage"), _string(stage)))
-        for reason_class, count in _tally(of_stage.column("reason_class")).items():
-            rows = of_stage.filter(pc.equal(of_stage.column("reason_class"), _string(reason_class)))
+        of_stage = dead.filter(pc.equal(dead.column("stage"), text_scalar(stage)))
+        for reason_class, count in tally(of_stage.column("reason_class")).items():
+            rows = of_stage.filter(pc.equal(of_stage.column("reason_class"), text_scalar(reason_class)))
             groups.append({"stage": stage, "reason_class": reason_class, "count": count,
-                           "example": {k: _first(rows.column(k)) for k in ("source_file", "source_row", "reason")}})
+                           "example": {k: first_valid(rows.column(k)) for k in ("source_file", "source_row", "reason")}})
     ranked = sorted(groups, key=lambda g: (-g["count"], g["stage"], g["reason_class"]))[:top]
     return {"total": dead.num_rows, "by_stage": by_stage, "top": ranked}
 
@@ -230,67 +190,30 @@ def checks(manifest: dict, documents: int, dead_letters: int, shards: dict) -> l
     return [{"check": name, "expected": expected, "found": got, "holds": expected == got} for name, expected, got in found]
 
 
-def _crossing(values: pa.Array, splits: pa.Array) -> int:
-    """How many distinct non-null values occur in more than one split."""
-    pairs = pa.table({"value": values, "split": splits}).filter(pc.is_valid(values))
-    distinct = pairs.group_by(["value", "split"]).aggregate([]).column("value")
-    return int(pc.sum(pc.greater(pc.value_counts(distinct).field("counts"), 1)).as_py() or 0)
-
-
-def splits_summary(url: str, manifest: dict) -> Optional[dict]:
-    """With --split: per split, documents and distinct labels, read from the files; and how many labels and
-    how many texts or URIs (of documents and chunks) the files show in two splits (0 expected; labels only
-    where the split keeps them whole)."""
-    splits = manifest.get("splits")
-    if not splits:
-        return None
-    columns = ["split", "label", "text", "uri", "chunks.list.element.text", "chunks.list.element.uri"]
-    table = pa.concat_tables(read_parquet_shards(url, manifest["shards"]["documents"], columns))
-    split = table.column("split").combine_chunks()
-    labels = table.column("label").combine_chunks()
-    per_split = {}
-    for name in splits["per_split"]:
-        mine = pc.equal(split, name)
-        per_split[name] = {"documents": int(pc.sum(mine).as_py() or 0),
-                           "labels": len(pc.unique(labels.filter(mine).drop_null()))}
-    chunks = table.column("chunks").combine_chunks()
-    chunk_splits = split.take(pc.list_parent_indices(chunks))
-    content = pa.concat_arrays([table.column("text").combine_chunks(), table.column("uri").combine_chunks(),
-                                pc.list_flatten(chunks).field("text"), pc.list_flatten(chunks).field("uri")])
-    content_splits = pa.concat_arrays([split, split, chunk_splits, chunk_splits])
-    return {"per_split": per_split, "labels_in_two_splits": _crossing(labels, split),
-            "content_in_two_splits": _crossing(content, content_splits),
-            "labels_kept_whole": keeps_labels_whole(manifest["layout"], splits["by"]),
-            "largest_groups": splits["largest_groups"]}
-
-
-def _split_checks(split: Optional[dict]) -> list[dict]:
-    if split is None:
-        return []
-    found = [("texts and URIs found in two splits", 0, split["content_in_two_splits"])]
-    if split["labels_kept_whole"]:
-        found.append(("labels found in two splits", 0, split["labels_in_two_splits"]))
-    return [{"check": name, "expected": expected, "found": got, "holds": expected == got} for name, expected, got in found]
-
-
 def _read(url: str, manifest: dict, top: int) -> dict:
     documents, document_rows = _documents(url, manifest)
     dead_tables = read_parquet_shards(url, manifest["shards"]["dead_letters"], DEAD_LETTER_COLUMNS)
     dead = pa.concat_tables(dead_tables) if dead_tables else None
     dead_rows = sum(t.num_rows for t in dead_tables)
-    shards = shards_summary(manifest, {"documents": document_rows, "dead_letters": dead_rows})
+    duplicate_rows = read_duplicates(url, manifest)
+    rows_in_files = {"documents": document_rows, "dead_letters": dead_rows}
+    if duplicate_rows is not None:
+        rows_in_files["duplicates"] = duplicate_rows.num_rows
+    shards = shards_summary(manifest, rows_in_files)
     dead_summary = dead_letters_summary(dead, top)
     inputs = [{k: i.get(k) for k in ("url", "size", "delimiter", "encoding", "header", "fields")}
               for i in manifest.get("inputs", [])]
-    split = splits_summary(url, manifest)
+    split, duplicates = splits_summary(url, manifest), duplicates_summary(duplicate_rows)
     return {
         "url": url, **{k: manifest.get(k) for k in ("run_id", "tool", "committed_at", "layout", "clip", "modalities")},
         "documents": documents_summary(documents), "labels": labels_summary(documents, top),
         "scores": scores_summary(documents), "images": images_summary(documents),
-        "meshes": meshes_summary(documents, manifest["options"]), "splits": split, "dead_letters": dead_summary,
+        "meshes": meshes_summary(documents, manifest["options"]), "splits": split, "duplicates": duplicates,
+        "dead_letters": dead_summary,
         "inputs": inputs, "options": manifest["options"], "shards": shards, "counts": manifest["counts"],
         "reconciliation": reconciliation_summary(manifest),
-        "checks": checks(manifest, documents.num_rows, dead_summary["total"], shards) + _split_checks(split),
+        "checks": (checks(manifest, documents.num_rows, dead_summary["total"], shards)
+                   + group_checks(split, duplicates, manifest["counts"])),
     }
 
 

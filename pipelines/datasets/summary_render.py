@@ -178,14 +178,42 @@ def splits(s: dict) -> Table:
         table.add_row(name, _n(split["documents"]), _n(split["labels"]))
     table.add_row("in two splits", f"{_n(sp['content_in_two_splits'])} texts or URIs",
                   f"{_n(sp['labels_in_two_splits'])}" + ("" if sp["labels_kept_whole"] else " (spread by --split-by document)"))
+    if sp.get("duplicate_groups_in_two_splits") is not None:
+        table.add_row("in two splits", _count(sp["duplicate_groups_in_two_splits"], "near-duplicate cluster"), "")
     for group in sp["largest_groups"][:3]:
         table.add_row(f"largest group ({group['split']})", _n(group["documents"]), f"{group['share']:.1%} of the documents")
     return table
 
 
+def duplicates(s: dict) -> Table:
+    d = s["duplicates"]
+    near = f"{_count(d['near_clusters'], 'near-duplicate cluster')} of {_count(d['near_found'], 'document')}"
+    table = _table(f"Duplicates: {_n(d['exact_removed'])} exact removed; {near}, {_n(d['near_removed'])} removed",
+                   "largest clusters: kept id", "kind", "documents", "similarity", "examples")
+    for cluster in d["largest_clusters"]:
+        low, high = (f"{cluster['similarity'][k]:.3f}" for k in ("min", "max"))
+        examples = Text("\n").join(shown_text(_example(e, cluster["kept_id"])) for e in cluster["examples"])
+        table.add_row(shown_text(cluster["kept_id"]), cluster["kind"], _n(cluster["size"]),
+                      low if low == high else f"{low} - {high}", examples)
+    table.columns[1].justify = table.columns[4].justify = "left"
+    return table
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{_n(n)} {noun}{'' if n == 1 else 's'}"
+
+
+def _example(example: dict, kept_id: str) -> str:
+    """A cluster's example -> its text (else its uri), marked when it is the kept document or was removed."""
+    shown = example["text"] if example["text"] is not None else shown_path(example["uri"])
+    mark = " (kept)" if example["id"] == kept_id else " (removed)" if example["removed"] else ""
+    return shown + mark
+
+
 def render(s: dict, console: Optional[Console] = None) -> None:
-    """Print a summary dict as tables: overview, documents, labels, scores, images, meshes, splits, dead letters,
-    inputs, options, shards, reconciliation (sections with nothing to show are left out)."""
+    """Print a summary dict as tables: overview, documents, labels, scores, images, meshes, splits, duplicates,
+    dead letters, inputs, options, shards, reconciliation (sections with nothing to show are left out:
+    duplicates when none were recorded)."""
     console = console or Console(highlight=False, markup=False)  # labels and paths are shown as they are
     sections = [overview, documents]
     sections += [labels] if s["labels"] else []
@@ -193,6 +221,8 @@ def render(s: dict, console: Optional[Console] = None) -> None:
     sections += [images] if s["images"] else []
     sections += [meshes] if s["meshes"] else []
     sections += [splits] if s.get("splits") else []
+    found = s.get("duplicates") or {}  # null for datasets written before duplicates were recorded
+    sections += [duplicates] if found.get("exact_removed") or found.get("near_clusters") else []
     sections += [dead_letters] if s["dead_letters"]["total"] else []
     sections += [inputs, options, shards, reconciliation]
     for section in sections:

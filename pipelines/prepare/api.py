@@ -13,7 +13,7 @@ from pipelines.prepare.command_line import options_from_args, our_flags, prepare
 from pipelines.prepare.config_file import config_to_argv
 from pipelines.prepare.inputs import decision_lines
 from pipelines.prepare.job import plan_job
-from pipelines.prepare.split_arguments import split_options
+from pipelines.prepare.split_arguments import duplicate_options, split_options
 from schemas.options import ConfigError
 
 
@@ -38,7 +38,8 @@ def prepare_dataset(inputs: Union[str, Sequence[str]], output: str, beam_args: O
     check_beam_args(list(beam_args or []), our_flags(parser))
     args = parser.parse_args(ours)
     csv, output_options, tuning, media = options_from_args(args)
-    job = plan_job(args.input, csv, output_options, tuning, media=media, split=split_options(args))
+    job = plan_job(args.input, csv, output_options, tuning, media=media, split=split_options(args),
+                   duplicates=duplicate_options(args))
     for line in decision_lines(job.inputs):  # what was guessed, as the command line says it
         print(line, file=sys.stderr)
     return run(job, list(beam_args or []), progress_every)

@@ -1,7 +1,8 @@
 """The prepare job's pipeline: the stages, in the order the data flows through them.
 
-    read (CSV byte ranges, or .docs files) -> sample -> layout -> media -> group -> [split] -> write
-    -> dead letters -> commit
+    read (CSV byte ranges, or .docs files) -> sample -> layout -> media -> group -> [near duplicates] -> [split]
+    -> write
+    -> dead letters -> duplicates -> commit
 
 Every stage takes and returns a transforms.stage.StageOutput (main, dead letters, counts), so the job is
 one chain; this module holds no data logic of its own.
@@ -20,6 +21,7 @@ from transforms.sample import SampleRows
 from transforms.stage import StageOutput
 from transforms.storage import join_url
 from transforms.write.dead_letters import WriteDeadLetters
+from transforms.write.duplicates import WriteDuplicates
 from transforms.write.write_shards import WriteShards
 
 
@@ -47,13 +49,18 @@ def build(pipeline: beam.Pipeline, job: PrepareJob, progress: bool = False, plan
 
         flow = flow | "LoadMedia" >> LoadMedia(job.media, job.tuning.media_batch_rows, job.inputs.media_root)
     flow = flow | "GroupDocuments" >> GroupDocuments(job.staging, job.buckets, job.layout.removes_duplicates)
+    if job.duplicates.near:
+        from transforms.duplicates.near_duplicates import NearDuplicates  # Pillow and scipy load only when asked
+
+        flow = flow | "NearDuplicates" >> NearDuplicates(job.duplicates, job.staging, job.buckets)
     if job.split.fractions:
         from transforms.split.split_documents import SplitDocuments  # scipy loads only for runs that split
 
         flow = flow | "SplitDocuments" >> SplitDocuments(job.split, job.inputs.layout, job.staging, job.buckets)
     flow = (flow
             | "WriteShards" >> WriteShards(job.shards, job.output, job.writers)
-            | "WriteDeadLetters" >> WriteDeadLetters(job.shards, job.output, job.buckets))
+            | "WriteDeadLetters" >> WriteDeadLetters(job.shards, job.output, job.buckets)
+            | "WriteDuplicates" >> WriteDuplicates(job.shards, job.output, job.buckets))
     if progress:
         for i, counts in enumerate(flow.counts):
             _ = counts | f"Progress{i}" >> beam.ParDo(MarkProgress(join_url(job.staging, PROGRESS_FOLDER)))

@@ -15,7 +15,8 @@ from pipelines.wording import counted
 from pipelines.prepare.beam_options import check_beam_args
 from pipelines.prepare.config_file import merge_config
 from pipelines.prepare.csv_arguments import add_csv_arguments, csv_options
-from pipelines.prepare.split_arguments import add_split_arguments, split_options
+from pipelines.prepare.split_arguments import (add_duplicate_arguments, add_split_arguments, duplicate_options,
+                                               split_options)
 from pipelines.prepare.inputs import decision_lines
 from pipelines.prepare.job import plan_job
 from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
@@ -76,6 +77,7 @@ def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParse
                           help="at most about B bytes of Arrow data per shard (default: %(default)s)")
     add_csv_arguments(parser, "reading CSV (Finetuner's CSVOptions)")
     add_split_arguments(parser)
+    add_duplicate_arguments(parser)
     media = parser.add_argument_group("media (images and meshes)")
     media.add_argument("--convert-to-blob", action=argparse.BooleanOptionalAction, default=True,
                        help="load and verify images into blob, with mime_type, width, height (default: on)")
@@ -230,7 +232,8 @@ def _prepare(argv: list[str], planned: list) -> int:
         args, beam_args = parser.parse_known_args(merge_config(argv, parser))
         check_beam_args(beam_args, our_flags(parser))
         csv, output, tuning, media = options_from_args(args)
-        job = plan_job(args.input, csv, output, tuning, media=media, split=split_options(args))
+        job = plan_job(args.input, csv, output, tuning, media=media, split=split_options(args),
+                       duplicates=duplicate_options(args))
         planned.append(job)
     except ConfigError as exc:
         print(f"finetune-etl: error: {exc}", file=sys.stderr)
@@ -264,12 +267,28 @@ def print_summary(manifest: dict, output: str) -> None:
         print(f"  {key:32} {counts.get(key, 0):>12,}")
     if not manifest["reconciliation"]["reconciled"]:
         print("  warning: counts do not reconcile; see manifest.json", file=sys.stderr)
-    for line in split_lines(manifest):
+    for line in split_lines(manifest) + duplicate_lines(manifest, output):
         print(line)
     dead = counts.get("dead_letters", 0)
     if dead:
         print(f"finetune-etl: {counted(dead, 'dead letter')} (rows or media that could not be used, each with "
               f"its reason); list them with: finetune-etl errors {shlex.quote(output)}")
+
+
+def duplicate_lines(manifest: dict, output: str) -> list[str]:
+    """What was found as duplicates, and where they are listed (nothing when none was)."""
+    counts = manifest["counts"]
+    exact, near = counts.get("duplicates_removed", 0), counts.get("near_duplicates_found", 0)
+    if not exact and not near:
+        return []
+    parts = [f"{counted(exact, 'exact duplicate')} removed"] if exact else []
+    if near:
+        dropped = counts.get("near_duplicates_removed", 0)
+        clusters = counted(counts.get("near_duplicate_clusters", 0), "near-duplicate cluster")
+        parts.append(f"{counted(near, 'document')} in {clusters}"
+                     + (f", {dropped:,} of them dropped" if dropped else " (kept, marked by duplicate_group)"))
+    return [f"finetune-etl: duplicates: {'; '.join(parts)}; each is listed in {output.rstrip('/')}/duplicates/ "
+            f"(see: finetune-etl summary {shlex.quote(output)})"]
 
 
 def split_lines(manifest: dict) -> list[str]:

@@ -11,7 +11,8 @@ import uuid
 from typing import Optional
 
 from pipelines.prepare.inputs import InputPlan, plan_inputs
-from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning, SplitOptions
+from schemas.options import (ConfigError, CSVOptions, DuplicateOptions, MediaOptions, OutputOptions, ReadTuning,
+                            SplitOptions)
 from transforms.staging import claim, remove_dead_stagings, shards_url, staging_url
 from transforms.output_folder import check_replaceable
 from transforms.layout import LayoutSpec
@@ -35,6 +36,7 @@ class PrepareJob:
     run_id: str
     media: MediaOptions = MediaOptions()
     split: SplitOptions = SplitOptions()
+    duplicates: DuplicateOptions = DuplicateOptions()
 
     @property
     def staging(self) -> str:
@@ -81,7 +83,8 @@ class PrepareJob:
             "modalities": list(self.inputs.modalities),
             "media_root": None if self.inputs.media_root is None else redact(self.inputs.media_root),
             "options": {"csv": dataclasses.asdict(self.csv), "output": dataclasses.asdict(self.output),
-                        "media": dataclasses.asdict(self.media), "split": dataclasses.asdict(self.split)},
+                        "media": dataclasses.asdict(self.media), "split": dataclasses.asdict(self.split),
+                        "duplicates": dataclasses.asdict(self.duplicates)},
             "inputs": [
                 {"url": redact(f.url), "size": f.size, "delimiter": f.dialect.delimiter,
                  "skipinitialspace": f.dialect.skipinitialspace, "encoding": f.encoding, "header": f.header,
@@ -117,15 +120,19 @@ def resolve_output(url: str, run_id: str, now: datetime.datetime) -> str:
 
 def plan_job(input_patterns: list[str], csv: CSVOptions, output: OutputOptions, tuning: ReadTuning,
              run_id: Optional[str] = None, media: MediaOptions = MediaOptions(),
-             split: SplitOptions = SplitOptions()) -> PrepareJob:
+             split: SplitOptions = SplitOptions(), duplicates: DuplicateOptions = DuplicateOptions()) -> PrepareJob:
     """Options -> a PrepareJob, checking inputs and output first (ConfigError on a mistake)."""
     writers_for(output.format)  # an unknown format is a mistake before any input is read
     run_id = run_id or new_run_id()
     output = dataclasses.replace(output, output=resolve_output(
         output.output, run_id, datetime.datetime.now(datetime.timezone.utc)))
-    job = PrepareJob(plan_inputs(input_patterns, csv), csv, output, tuning, run_id, media, split)
+    job = PrepareJob(plan_inputs(input_patterns, csv), csv, output, tuning, run_id, media, split, duplicates)
     if split.by == "document" and job.inputs.layout != "labeled":
         raise ConfigError(f"--split-by document applies to labeled rows; these inputs are read as {job.inputs.layout} "
                           "(whose groups are fixed: see the README's splits section).")
+    if duplicates.drop and job.inputs.layout == "pairs" and not job.layout.is_clip:
+        raise ConfigError("--drop-near-duplicates would drop queries of query-document pairs and leave their "
+                          "documents without them; use --near-duplicates alone (clusters are marked and kept in one "
+                          "split), or read the rows as --is-labeled.")
     check_output(output, job.staging)
     return job

@@ -84,3 +84,14 @@ def test_split_fractions_read_as_written_and_are_checked():
             SplitOptions(split_fractions(text))
     with pytest.raises(ConfigError, match="--split-by 'row'"):
         SplitOptions((("a", 0.5), ("b", 0.5)), by="row")
+
+
+def test_near_duplicate_options_are_checked():
+    from schemas.options import DuplicateOptions
+
+    assert DuplicateOptions() == DuplicateOptions(near=False, text_threshold=0.9, image_distance=4, drop=False)
+    for options, message in [({"text_threshold": 0}, "--near-text-threshold 0 must be above 0"),
+                             ({"text_threshold": 1.5}, "at most 1"), ({"image_distance": 17}, "between 0 and 16"),
+                             ({"drop": True}, "--drop-near-duplicates needs --near-duplicates")]:
+        with pytest.raises(ConfigError, match=message):
+            DuplicateOptions(**options)

@@ -49,7 +49,7 @@ def test_overwrite_replaces_the_whole_dataset(tmp_path):
     second = pipelines.load_manifest(str(out))
     assert second["run_id"] != first["run_id"]
     on_disk = sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet"))
-    listed = sorted(s["path"] for kind in ("documents", "dead_letters") for s in second["shards"][kind])
+    listed = sorted(s["path"] for kind in ("documents", "dead_letters", "duplicates") for s in second["shards"][kind])
     assert on_disk == listed, "shards of the previous run are left behind"
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]
 
@@ -178,10 +178,10 @@ def test_object_store_publish_lists_the_written_files_in_place_and_keeps_the_pre
     assert sorted(pipelines.load_table(out).column("id").to_pylist()) == ["b", "c", "d"]
     assert objects(out) == ["_SUCCESS", "manifest.json",
                             "versions/R1/dead_letters/empty.parquet", "versions/R1/documents/b00000-0000.parquet",
-                            "versions/R1/manifest.json",
+                            "versions/R1/duplicates/empty.parquet", "versions/R1/manifest.json",
                             "versions/R2/dead_letters/empty.parquet", "versions/R2/documents/b00000-0000.parquet",
                             "versions/R2/documents/b00000-0001.parquet", "versions/R2/documents/b00001-0000.parquet",
-                            "versions/R2/manifest.json"]
+                            "versions/R2/duplicates/empty.parquet", "versions/R2/manifest.json"]
     assert json.loads(filesystem(out)[0].cat_file(filesystem(join_url(out, "versions/R2/manifest.json"))[1])) == manifest
 
 

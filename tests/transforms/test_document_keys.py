@@ -1,4 +1,6 @@
 """Document keys: what makes two candidates the same, their output order, repeats, hex ids, golden ids."""
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -7,6 +9,7 @@ from schemas.documents import CANDIDATE_SCHEMA, KEY
 from transforms.document_keys import content_columns, document_keys, hex_ids, repeats, sort_order
 from transforms.hashing import column_hashes
 
+DATA = Path(__file__).resolve().parents[1] / "data"
 PAIR_CHUNKS = [{"modality": "text", "text": "a photo of a dog"}, {"modality": "image", "uri": "/data/dog.png"}]
 # Ids of the documents of test_golden_ids_of_fixed_documents (see there before changing them).
 GOLDEN_IDS = ["f0a52773d80b4784", "3b39d160db04475f", "3603e1fe93eae136"]
@@ -82,7 +85,23 @@ def test_content_columns_add_chunk_fields_per_chunk_position():
     columns = content_columns(candidates({"text": "a"}, {"modality": "pair", "chunks": PAIR_CHUNKS}))
     assert len(columns) == 5 + 2 * 3
     assert columns[5].to_pylist() == [None, "text"] and columns[9].to_pylist() == [None, None]
-    assert columns[10].to_pylist() == [None, "/data/dog.png"]
+    assert columns[10].to_pylist() == [None, b"/data/dog.png"]  # a media address: the uri until loaded
+
+
+def test_a_loaded_image_is_named_by_its_bytes_so_the_same_photo_under_two_uris_is_one_document():
+    photo = (DATA / "images" / "hopper.jpg").read_bytes()
+    before = candidates({"modality": "image", "uri": "a/hopper.jpg", "label": "x"},
+                        {"modality": "image", "uri": "b/copy.jpg", "label": "x"})
+    assert len(set(document_keys(before).tolist())) == 2
+    blobs = pa.array([photo, photo], type=pa.binary())
+    loaded = before.set_column(before.schema.get_field_index("blob"), "blob", blobs)
+    keys = document_keys(loaded)
+    assert keys[0] == keys[1]
+    assert content_columns(loaded)[2].to_pylist() == [photo, photo]
+    loaded = loaded.set_column(loaded.schema.get_field_index(KEY), KEY, pa.array(keys, pa.uint64()))
+    assert repeats(loaded, sort_order(loaded)).tolist() == [False, True]
+    other = loaded.set_column(loaded.schema.get_field_index("label"), "label", pa.array(["x", "y"]))
+    assert len(set(document_keys(other).tolist())) == 2  # a label still tells documents apart
 
 
 # --- sort_order, repeats, hex_ids ---------------------------------------------------------------------

@@ -53,7 +53,7 @@ def test_split_by_bucket_keeps_only_the_rows_asked():
 
 def test_finish_documents_gives_hex_ids_sorted_and_drops_the_key():
     table, removed = finish_documents(candidates({"text": "b", KEY: 0xB}, {"text": "a", KEY: 0xA}), False)
-    assert removed == 0
+    assert removed is None
     assert table.schema == DOCUMENT_SCHEMA
     assert table.select(["id", "text"]).to_pylist() == [{"id": "000000000000000a", "text": "a"},
                                                       {"id": "000000000000000b", "text": "b"}]
@@ -63,7 +63,7 @@ def test_finish_documents_keeps_repeats_with_k_suffixes_in_source_order():
     docs = candidates({"text": "same", KEY: 7, "source_row": 9}, {"text": "same", KEY: 7, "source_row": 3},
                       {"text": "other", KEY: 1}, {"text": "same", KEY: 7, "source_row": 5})
     table, removed = finish_documents(docs, False)
-    assert removed == 0
+    assert removed is None
     assert [(r["id"], r["source_row"]) for r in table.to_pylist()] == [
         ("0000000000000001", 3), ("0000000000000007", 3), ("0000000000000007-1", 5), ("0000000000000007-2", 9)]
 
@@ -73,7 +73,9 @@ def test_finish_documents_removes_duplicates_and_keeps_the_first_copy():
     docs = candidates({"text": "same", KEY: 7, "source_row": 9}, {"text": "same", KEY: 7, "source_row": 3},
                       {"text": "collides", KEY: 7, "source_row": 12, "label": "x"}, {"text": "other", KEY: 1})
     table, removed = finish_documents(docs, True)
-    assert removed == 1
+    assert removed.to_pylist() == [{
+        "id": None, "kept_id": "0000000000000007", "kind": "exact", "similarity": 1.0, "removed": True,
+        "modality": "text", "label": None, "text": "same", "uri": None, "source_file": "in.csv", "source_row": 9}]
     assert [(r["id"], r["text"], r["source_row"]) for r in table.to_pylist()] == [
         ("0000000000000001", "other", 4), ("0000000000000007", "same", 3), ("0000000000000007-1", "collides", 12)]
 

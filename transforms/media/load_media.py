@@ -5,7 +5,8 @@ workers; in each, the distinct URIs are fetched concurrently (fetch.fetch_all), 
 described (images.decode_image: blob, mime_type, width, height) and meshes are sampled into point clouds
 (meshes.point_cloud), one file at a time on a thread per core, each thread decoding in its own timed child
 process (decode_sandbox). A document with any file that cannot be loaded, its own
-or a chunk's, becomes a dead letter of stage `media` that names the URI and says why.
+or a chunk's, becomes a dead letter of stage `media` that names the URI and says why. Loaded documents
+get their keys again, from their images' bytes (keyed_by_content).
 """
 from __future__ import annotations  # keeps Beam from reading StageOutput annotations as element types
 
@@ -19,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.documents import KEY, RAW, DeadLetter
+from transforms.document_keys import document_keys
 from schemas.modalities import uri_extension
 from schemas.options import MediaOptions
 from transforms.coders import batch_bytes, bytes_batch
@@ -155,13 +157,20 @@ def to_batch(rows: list[dict], schema: pa.Schema) -> pa.RecordBatch:
     return batch.set_column(index, schema.field(index), cloud_column(clouds).cast(schema.field(index).type))
 
 
+def keyed_by_content(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Loaded candidates -> the same with their keys computed again: an image is now named by its bytes,
+    so the same photo under two URIs is one document (transforms/document_keys.py)."""
+    index = batch.schema.get_field_index(KEY)
+    return batch.set_column(index, batch.schema.field(index), pa.array(document_keys(batch), type=pa.uint64()))
+
+
 class _LoadMediaFn(beam.DoFn):
     def __init__(self, options: MediaOptions, media_root: Optional[str]):
         self._options, self._media_root = options, media_root
 
     def process(self, batch: pa.RecordBatch) -> Iterator:
         good, dead, counts = load_media(batch.to_pylist(), self._options, self._media_root)
-        yield from step_outputs([to_batch(good, batch.schema)] if good else [], dead, counts)
+        yield from step_outputs([keyed_by_content(to_batch(good, batch.schema))] if good else [], dead, counts)
 
 
 class LoadMedia(beam.PTransform):

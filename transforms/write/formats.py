@@ -4,15 +4,17 @@ Adding a format: one new module with a ShardWriter subclass, and its class in WR
 """
 from schemas.options import ConfigError
 from transforms.write.docarray import DocArrayShards
-from transforms.write.parquet import DeadLetterShards, ParquetShards
+from transforms.write.parquet import DeadLetterShards, DuplicateShards, ParquetShards
 from transforms.write.shard_writer import ShardWriter
 
 WRITERS: dict[str, type[ShardWriter]] = {w.name: w for w in (ParquetShards, DocArrayShards)}
 ALIASES = {"both": ("parquet", "docarray")}
 FORMAT_CHOICES = (*WRITERS, *ALIASES)  # what --format accepts
 DEAD_LETTERS = DeadLetterShards
-# The folders of a dataset, in manifest order: each document format's, then the dead letters'.
-DATASET_FOLDERS = (*(w.folder for w in WRITERS.values()), DEAD_LETTERS.folder)
+DUPLICATES = DuplicateShards
+# The folders of a dataset, in manifest order: each document format's, then the dead letters', then the
+# duplicates'.
+DATASET_FOLDERS = (*(w.folder for w in WRITERS.values()), DEAD_LETTERS.folder, DUPLICATES.folder)
 
 
 def writers_for(format_option: str) -> tuple[type[ShardWriter], ...]:

@@ -58,3 +58,10 @@ class DeadLetterShards(ParquetShards):
 
     name = None
     folder = "dead_letters"
+
+
+class DuplicateShards(ParquetShards):
+    """Duplicate records as Parquet, in their own folder; not a --format (every run writes them)."""
+
+    name = None
+    folder = "duplicates"

@@ -8,8 +8,10 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from pipelines.datasets.contact_sheet import (Items, SheetError, caption_height, choose, font, grid_size,
-                                              output_format, sheet_parser, shorten, write_sheet)
+from pipelines.cli import main
+from pipelines.datasets.contact_sheet import (LETTERBOX, Items, SheetError, caption_height, choose, font, grid_size,
+                                              output_format, placeholder, sheet_parser, shorten, write_sheet)
+from schemas.options import ConfigError
 
 
 def items(ids, labels, captions=None) -> Items:
@@ -74,14 +76,20 @@ def test_choose_names_at_most_eight_labels():
         choose(many, "ds", "images", "nope", 3, 0)
 
 
-def test_sheet_parser_refuses_small_numbers(capsys):
+def test_sheet_parser_refuses_small_numbers():
     parser = sheet_parser("finetune-etl sprites", "d", count=36, noun="images")
     assert parser.parse_args(["ds", "--output", "s.png"]).count == 36
     for flag, value in (("--count", "0"), ("--tile", "31"), ("--columns", "x")):
-        with pytest.raises(SystemExit) as caught:
+        with pytest.raises(ConfigError, match="is not a whole number of at least"):
             parser.parse_args(["ds", "--output", "s.png", flag, value])
-        assert caught.value.code == 2
-        assert "is not a whole number of at least" in capsys.readouterr().err
+
+
+def test_a_mistake_on_the_command_line_is_one_line_and_exit_2(tmp_path, capsys):
+    for argv in (["sprites", "ds", "--output", "s.png", "--tile", "31"], ["preview", "ds"],
+                 ["sprites", "ds", "--output", "s.png", "--split"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("finetune-etl: error: ") and err[0].endswith("lists the options)")
 
 
 def test_write_sheet_to_a_url_says_what_it_wrote():
@@ -96,3 +104,12 @@ def test_write_sheet_to_a_url_says_what_it_wrote():
                     f"to {url} (a note)")
     red = np.asarray(sheet.convert("RGB"))[32, 32]
     assert red[0] > 150 and red[1] < 60
+
+
+def test_placeholder_is_a_letterbox_tile_with_its_lines():
+    tile = np.asarray(placeholder(["removed", "gs://bucket/a very long path/to/a picture that is gone.jpg"], 100, 104))
+    assert tile.shape == (100, 100, 3)
+    ink = np.abs(tile.astype(int) - LETTERBOX).sum(axis=2) > 60
+    rows = np.flatnonzero(ink.any(axis=1))
+    assert rows.size and np.diff(rows).max() > 1 and ink.mean() < 0.2  # two lines of text on the letterbox
+    assert np.flatnonzero(ink.any(axis=0)).max() < 100 - 1  # the long line is cut to fit

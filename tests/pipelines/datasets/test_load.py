@@ -1,14 +1,18 @@
-"""The shards are plain Parquet: pandas, DuckDB and Hugging Face datasets read them without our code."""
+"""The shards are plain Parquet: pandas, DuckDB and Hugging Face datasets read them without our code; and
+load_table / load_duplicates read datasets of every version."""
 from pathlib import Path
 
 import datasets
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import pipelines
 from pipelines.cli import main
+from pipelines.datasets.load import UnknownSplit
+from schemas.documents import DOCUMENT_SCHEMA, DUPLICATE_SCHEMA
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -63,7 +67,6 @@ def test_datasets_of_earlier_versions_load_with_the_new_columns_null(clip, tmp_p
     shards here, in the documents and in the chunks) still loads whole, those columns null."""
     import shutil
 
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     old = tmp_path / "old"
@@ -81,3 +84,37 @@ def test_datasets_of_earlier_versions_load_with_the_new_columns_null(clip, tmp_p
     assert loaded.drop_columns(["point_cloud_from", "chunks"]).equals(current.drop_columns(["point_cloud_from", "chunks"]))
     assert [[c["uri"] for c in row] for row in loaded.column("chunks").to_pylist()] == [
         [c["uri"] for c in row] for row in current.column("chunks").to_pylist()]
+
+
+
+def test_load_duplicates_reads_the_folder_the_manifest_lists(clustered):
+    """The duplicates rows come back as written, in DUPLICATE_SCHEMA; documents carry their cluster's
+    kept id in duplicate_group (null outside clusters)."""
+    duplicates = pipelines.load_duplicates(str(clustered.out))
+    written = pa.Table.from_pylist(clustered.rows, schema=DUPLICATE_SCHEMA)
+    assert duplicates.schema == DUPLICATE_SCHEMA and duplicates.sort_by("id").equals(written.sort_by("id"))
+    table = pipelines.load_table(str(clustered.out), columns=["id", "duplicate_group"])
+    groups = dict(zip(table.column("id").to_pylist(), table.column("duplicate_group").to_pylist()))
+    hopper, flower = clustered.id("hopper.jpg"), clustered.id("flower.jpg")
+    kept = {"hopper.jpg": hopper, "hopper-copy.jpg": hopper, "flower.jpg": flower, "flower2.jpg": flower}
+    assert groups == {doc["id"]: kept.get(name) for name, doc in clustered.documents.items()}
+
+
+def test_a_dataset_without_duplicates_loads_with_none(old_split_images, split_images):
+    """Written before duplicates were recorded: no duplicates folder (an empty table) and no duplicate_group
+    column (null), whether all columns are read or only some."""
+    for out in (old_split_images, split_images):
+        duplicates = pipelines.load_duplicates(str(out))
+        assert duplicates.schema == DUPLICATE_SCHEMA and duplicates.num_rows == 0
+    old = pipelines.load_table(str(old_split_images))
+    assert old.schema == DOCUMENT_SCHEMA and old.column("duplicate_group").null_count == old.num_rows == 8
+    some = pipelines.load_table(str(old_split_images), columns=["id", "duplicate_group"], split="test")
+    assert some.column_names == ["id", "duplicate_group"] and some.column("duplicate_group").null_count == some.num_rows
+    current = pipelines.load_table(str(split_images))
+    assert old.drop_columns(["duplicate_group"]).equals(current.drop_columns(["duplicate_group"]))
+
+
+def test_an_unknown_split_is_a_value_error_naming_the_splits(split_images):
+    with pytest.raises(UnknownSplit, match=r"no split 'dev' \(its splits: train, test\)") as caught:
+        pipelines.load_table(str(split_images), split="dev")
+    assert isinstance(caught.value, ValueError) and caught.value.names == ["train", "test"]

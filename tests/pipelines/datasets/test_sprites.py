@@ -1,4 +1,5 @@
-"""`finetune-etl sprites` and `preview`: contact sheets of a prepared dataset's images and point clouds."""
+"""`finetune-etl sprites` and `preview`: contact sheets of a prepared dataset's images and point clouds; sprites
+of one split, and of each near-duplicate cluster."""
 import io
 import math
 import os
@@ -10,9 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import pipelines
 from conftest import ROOT, run_prepare
 from pipelines.cli import main
-from pipelines.datasets.contact_sheet import LETTERBOX, MARGIN, caption_height, choose, load_items
+from pipelines.datasets.contact_sheet import LETTERBOX, MARGIN, caption_height, choose, load_items, picture, placeholder
+from pipelines.datasets.duplicate_sheets import caption, file_cloud_picture, near_clusters
 from pipelines.datasets.preview import DEPTH_COLOURS, cloud_points, render_cloud, view_rotation
 
 
@@ -221,3 +224,107 @@ def test_cloud_points_reads_the_stored_layout(datasets):
     items = load_items(str(datasets["meshes"]), "mesh", "point_cloud")
     points = cloud_points(items.contents[0])
     assert points.shape == (2048, 3) and np.isfinite(points).all()
+
+
+def test_sprites_of_one_split_shows_only_its_images(split_images, tmp_path, capsys):
+    documents = pipelines.load_table(str(split_images), columns=["id", "split"])
+    url = str(split_images)
+    for name in ("train", "test"):
+        expected = {i for i, s in zip(documents.column("id").to_pylist(), documents.column("split").to_pylist()) if s == name}
+        assert set(load_items(url, "image", "blob", name).ids.to_pylist()) == expected
+        sheet = draw("sprites", split_images, tmp_path / f"{name}.png", "--split", name, "--tile", "64", "--columns", "3")
+        assert_grid(sheet, len(expected), 64, 3)
+        assert f"wrote {len(expected)} images" in capsys.readouterr().out
+
+
+def test_duplicates_draw_a_sheet_per_cluster(clustered, tmp_path, capsys):
+    """Both clusters of three (largest first, ties by kept id), each the kept image, its near duplicate, and
+    the removed one: drawn from its file (hopper_gray.jpg) or, its file gone, a placeholder naming it."""
+    tile, side = 64, 64 - 2 * MARGIN
+    capsys.readouterr()
+    assert main(["sprites", str(clustered.out), "--duplicates", "--output", str(tmp_path / "dups.png"), "--tile", "64"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    kept = sorted([clustered.id("hopper.jpg"), clustered.id("flower.jpg")])
+    assert [line.split(" (near-duplicate cluster ")[1] for line in lines] == [
+        f"{n} of 2: kept {k}, 3 documents, 1 removed)" for n, k in enumerate(kept, start=1)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dups-1.png", "dups-2.png"]
+    sheets = {k: Image.open(tmp_path / f"dups-{n}.png").convert("RGB") for n, k in enumerate(kept, start=1)}
+    for sheet in sheets.values():
+        assert_grid(sheet, 3, tile, 2, plain_pictures=True)
+    removed = {row["id"]: row["uri"] for row in clustered.rows if row["removed"]}
+    media_root = Path(pipelines.load_manifest(str(clustered.out))["media_root"])
+    gray = picture((media_root / removed["removed-gray"]).read_bytes(), side)
+    expected_gray = Image.new("RGB", (side, side), LETTERBOX)
+    expected_gray.paste(gray, ((side - gray.width) // 2, (side - gray.height) // 2))
+    assert np.array_equal(tiles(sheets[clustered.id("hopper.jpg")], tile, 2, 3)[2], np.asarray(expected_gray))
+    assert not (media_root / removed["removed-gone"]).exists()
+    gone = np.asarray(placeholder(["removed", removed["removed-gone"]], side, tile))
+    assert np.array_equal(tiles(sheets[clustered.id("flower.jpg")], tile, 2, 3)[2], gone)
+
+
+def test_cluster_members_and_captions(clustered):
+    url = str(clustered.out)
+    clusters = near_clusters(pipelines.load_duplicates(url), pipelines.load_table(url, columns=["id", "modality", "label", "uri"]))
+    hopper = next(c for c in clusters if c.kept_id == clustered.id("hopper.jpg"))
+    assert hopper.modality == "image" and hopper.labels == {"hopper", "hopper copy"}
+    assert [caption(m) for m in hopper.members] == [
+        f"kept {clustered.id('hopper.jpg')}", f"0.99 {clustered.id('hopper-copy.jpg')}", "0.93 removed removed-gray"]
+
+
+@pytest.mark.parametrize("args, sheets, tiles_each, last_line", [
+    (["--split", "test"], 2, 3, None),
+    (["--label", "flower"], 1, 3, None),
+    (["--count", "1"], 1, 1, "finetune-etl: drew the 1 largest of 2 near-duplicate clusters (--count 1)."),
+])
+def test_duplicates_keep_to_split_label_and_count(clustered, tmp_path, capsys, args, sheets, tiles_each, last_line):
+    capsys.readouterr()
+    assert main(["sprites", str(clustered.out), "--duplicates", "--output", str(tmp_path / "d.png"), "--tile", "64", *args]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"d-{n}.png" for n in range(1, sheets + 1)]
+    for n in range(1, sheets + 1):
+        assert_grid(Image.open(tmp_path / f"d-{n}.png").convert("RGB"), tiles_each, 64, min(tiles_each, 2), plain_pictures=True)
+    assert (out[-1] if last_line else None) == last_line
+
+
+@pytest.fixture(scope="module")
+def mesh_cluster(stand_in, tmp_path_factory) -> Path:
+    """The labeled meshes with the three balls in one near-duplicate cluster, and a removed member named by
+    a relative uri (meshes/cube.off, under the run's media_root): written by the stand-in (see conftest)."""
+    tmp = tmp_path_factory.mktemp("mesh-cluster")
+    out = run_prepare(tmp, EXAMPLES / "labeled-meshes.csv", "--is-labeled", "--point-cloud-size", "256", "--format", "parquet")
+    balls = sorted((d for d in pipelines.load_table(str(out)).to_pylist() if d["label"] == "ball"), key=lambda d: d["id"])
+    kept = balls[0]
+    rows = [stand_in.near_row(d, kept["id"], 0.95) for d in balls] + [stand_in.removed_row(kept, 0.8, "meshes/cube.off", "removed-cube")]
+    stand_in.duplicates(out, rows, {d["id"]: kept["id"] for d in balls})
+    return out
+
+
+def test_duplicates_of_meshes_draw_point_clouds_and_removed_files(mesh_cluster, tmp_path, capsys):
+    assert main(["sprites", str(mesh_cluster), "--duplicates", "--output", str(tmp_path / "m.png"), "--tile", "64"]) == 0
+    assert "wrote 4 point clouds in 2 columns x 2 rows" in capsys.readouterr().out
+    sheet = Image.open(tmp_path / "m-1.png").convert("RGB")
+    assert_grid(sheet, 4, 64, 2)
+    cube = file_cloud_picture((EXAMPLES / "meshes" / "cube.off").read_bytes(), "meshes/cube.off", 64 - 2 * MARGIN)
+    assert np.array_equal(tiles(sheet, 64, 2, 4)[3], np.asarray(cube))
+
+
+def test_duplicates_of_a_dataset_without_any_is_one_line(old_split_images, clustered, tmp_path, capsys):
+    for url, args, message in ((old_split_images, [], "holds no near-duplicate clusters of images or meshes;"),
+                               (clustered.out, ["--split", "train"], "or meshes with a document in split 'train';"),
+                               (clustered.out, ["--split", "dev"], "has no split 'dev'; its splits are train, test"),
+                               (clustered.out, ["--label", "apple"], "or meshes with a document labeled 'apple';")):
+        capsys.readouterr()
+        assert main(["sprites", str(url), "--duplicates", "--output", str(tmp_path / "d.png"), *args]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.startswith("finetune-etl: error: ")
+        assert message in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_split_the_dataset_lacks_is_one_line(datasets, split_images, tmp_path, capsys):
+    for url, message in ((datasets["images"], "has no splits (it was prepared without --split); leave --split out."),
+                         (split_images, "has no split 'dev'; its splits are train, test: pass one of them to --split.")):
+        capsys.readouterr()
+        assert main(["sprites", str(url), "--split", "dev", "--output", str(tmp_path / "s.png")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].endswith(message)

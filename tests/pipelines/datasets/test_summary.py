@@ -1,4 +1,5 @@
-"""`finetune-etl summary`: its figures against the manifest and against the Parquet files read with pyarrow."""
+"""`finetune-etl summary`: its figures against the manifest and against the Parquet files read with pyarrow,
+splits and duplicates included."""
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+import pipelines
 from conftest import ROOT, run_prepare
 from pipelines.cli import main
 from pipelines.datasets.load import load_manifest
@@ -146,12 +148,12 @@ def test_a_docarray_only_dataset_reads_as_its_parquet_twin(datasets, tmp_path, c
     assert all(s[key] == twin[key] for key in ("documents", "labels", "scores", "images", "meshes"))
 
 
-def test_summary_imports_pyarrow_but_not_docarray_pandas_or_beam(datasets):
+def test_summary_imports_pyarrow_but_not_docarray_pandas_or_beam(datasets, near_texts):
     """`finetune-etl summary` reads Parquet with pyarrow alone: importing docarray or pandas (which pyarrow
     imports the first time it converts a Python value, hands numpy an array or groups a table) took longer
-    than reading a million documents."""
+    than reading a million documents. (Datasets without --split: its crossing checks group tables.)"""
     script = ("import contextlib, io, sys\nfrom pipelines.cli import main\n"
-              f"for out in {[str(out) for out in datasets.values()]!r}:\n"
+              f"for out in {[str(out) for out in [*datasets.values(), near_texts]]!r}:\n"
               "    with contextlib.redirect_stdout(io.StringIO()):\n"
               "        assert main(['summary', out]) == main(['summary', out, '--json']) == 0\n"
               "print([m for m in ('apache_beam', 'docarray', 'pandas', 'PIL', 'trimesh') if m in sys.modules])\n")
@@ -177,3 +179,117 @@ def test_summary_of_a_dataset_on_gcs(gcs, tmp_path, capsys):
     assert s["url"] == url and s["documents"]["total"] == docs.num_rows == 3
     assert [(x["label"], x["documents"]) for x in s["labels"]["largest"]] == [("greeting", 2), ("french", 1)]
     assert s["dead_letters"]["by_stage"] == {"read": 1} and all(c["holds"] for c in s["checks"])
+
+
+def failing(summary: dict) -> list[str]:
+    return [c["check"] for c in summary["checks"] if not c["holds"]]
+
+
+def terminal(capsys, monkeypatch, url: str) -> str:
+    monkeypatch.setenv("COLUMNS", "160")
+    capsys.readouterr()
+    assert main(["summary", url]) == 0
+    return capsys.readouterr().out
+
+
+LONG_TEXT = "Hello there, this greeting goes on and on, far longer than any example the summary shows whole."
+
+
+@pytest.fixture(scope="module")
+def near_texts(datasets, stand_in, tmp_path_factory) -> Path:
+    """The labeled dataset (no --split) with one near-duplicate cluster of texts: two documents and a removed
+    long text (written by the stand-in for the pipeline, see conftest)."""
+    out = stand_in.copy(datasets["labeled"], tmp_path_factory.mktemp("near-texts"), "dataset")
+    kept, other = pipelines.load_table(str(out)).sort_by("id").slice(0, 2).to_pylist()
+    rows = [stand_in.near_row(kept, kept["id"], 0.96), stand_in.near_row(other, kept["id"], 0.96),
+            {"id": "0123456789abcdef", "kept_id": kept["id"], "kind": "near", "similarity": 0.9, "removed": True,
+             "modality": "text", "text": LONG_TEXT}]
+    stand_in.duplicates(out, rows, {kept["id"]: kept["id"], other["id"]: kept["id"]},
+                        {"near_duplicate_clusters": 1, "near_duplicates_found": 3, "near_duplicates_removed": 1})
+    return out
+
+
+def test_duplicates_section_counts_the_duplicates_files(clustered, capsys, monkeypatch):
+    s = summary_json(capsys, str(clustered.out))
+    rows = parquet(clustered.out, "duplicates").to_pylist()
+    near = [r for r in rows if r["kind"] == "near"]
+    assert s["duplicates"] | {"largest_clusters": None} == {
+        "exact_removed": 0, "near_clusters": len({r["kept_id"] for r in near}), "near_found": len(near),
+        "near_removed": sum(r["removed"] for r in near), "largest_clusters": None} == {
+        "exact_removed": 0, "near_clusters": 2, "near_found": 6, "near_removed": 2, "largest_clusters": None}
+    hopper, flower = clustered.id("hopper.jpg"), clustered.id("flower.jpg")
+    largest = s["duplicates"]["largest_clusters"]
+    assert [(c["kept_id"], c["kind"], c["size"]) for c in largest] == sorted([(hopper, "near", 3), (flower, "near", 3)])
+    by_kept = {c["kept_id"]: c for c in largest}
+    assert by_kept[hopper]["similarity"] == {"min": 0.93, "max": 0.99}
+    assert [(e["uri"], e["removed"]) for e in by_kept[hopper]["examples"]] == [
+        ("img/hopper.jpg", False), ("img/hopper-copy.jpg", False), ("removed/hopper_gray.jpg", True)]
+    assert s["splits"]["duplicate_groups_in_two_splits"] == 0 and failing(s) == []
+    assert {c["check"] for c in s["checks"]} >= {
+        "near-duplicate clusters found in two splits", "exact duplicates in the files = counts.duplicates_removed",
+        "near-duplicate clusters in the files = counts.near_duplicate_clusters",
+        "documents in near-duplicate clusters in the files = counts.near_duplicates_found",
+        "near duplicates removed in the files = counts.near_duplicates_removed",
+        "duplicates rows in the Parquet footers = the manifest's shard rows"}
+    text = terminal(capsys, monkeypatch, str(clustered.out))
+    assert "Duplicates: 0 exact removed; 2 near-duplicate clusters of 6 documents, 2 removed" in text
+    lines = text.splitlines()
+    at = next(n for n, line in enumerate(lines) if line.startswith(hopper))
+    assert lines[at].split()[1:] == ["near", "3", "0.930", "-", "0.990", "img/hopper.jpg", "(kept)"]
+    assert [line.strip() for line in lines[at + 1:at + 3]] == ["img/hopper-copy.jpg", "removed/hopper_gray.jpg (removed)"]
+    assert "in two splits           0 near-duplicate clusters" in text and "counts add up       yes" in text
+
+
+def test_a_near_duplicate_cluster_across_splits_is_found(clustered, stand_in, tmp_path, capsys, monkeypatch):
+    """A document of the other split joins hopper's cluster: the check finds 1 cluster in two splits (the
+    manifest's counts agree with the files, so that check alone fails) and the verdict says NO."""
+    out = stand_in.copy(clustered.out, tmp_path, "crossing")
+    hopper = clustered.documents["hopper.jpg"]
+    elsewhere = next(doc for doc in clustered.documents.values() if doc["split"] != hopper["split"])
+    stand_in.duplicates(out, [stand_in.near_row(elsewhere, hopper["id"], 0.9)], {elsewhere["id"]: hopper["id"]},
+                        {"near_duplicates_found": 7})
+    s = summary_json(capsys, str(out))
+    assert s["splits"]["duplicate_groups_in_two_splits"] == 1
+    assert s["splits"]["content_in_two_splits"] == s["splits"]["labels_in_two_splits"] == 0
+    assert failing(s) == ["near-duplicate clusters found in two splits"]
+    assert s["duplicates"]["largest_clusters"][0]["kept_id"] == hopper["id"]
+    assert s["duplicates"]["largest_clusters"][0]["size"] == 4
+    text = terminal(capsys, monkeypatch, str(out))
+    assert "in two splits           1 near-duplicate cluster " in text and "counts add up       NO" in text
+
+
+def test_text_clusters_show_their_texts_cut_short(near_texts, capsys, monkeypatch):
+    s = summary_json(capsys, str(near_texts))
+    (cluster,) = s["duplicates"]["largest_clusters"]
+    removed = cluster["examples"][-1]
+    assert removed["removed"] and removed["text"].endswith("...") and len(removed["text"]) == 60
+    assert LONG_TEXT.startswith(removed["text"][:-3])
+    assert s["splits"] is None and failing(s) == []
+    assert f"{removed['text']} (removed)" in terminal(capsys, monkeypatch, str(near_texts))
+
+
+def test_exact_duplicates_removed_are_counted_and_checked(stand_in, tmp_path, capsys):
+    """Query-document pairs repeat a query: the run removes the copies and lists them in its duplicates
+    folder; the summary counts them there and finds they agree with counts.duplicates_removed, and finds
+    a row too many (added by the stand-in) does not."""
+    out = run_prepare(tmp_path, EXAMPLES / "seed-pairs.csv", "--layout", "pairs", "--format", "parquet")
+    removed = load_manifest(str(out))["counts"]["duplicates_removed"]
+    rice = next(doc for doc in pipelines.load_table(str(out)).to_pylist() if doc["text"] == "Rice dishes")
+    s = summary_json(capsys, str(out))
+    assert removed >= 1 and s["duplicates"]["exact_removed"] == removed and s["duplicates"]["near_clusters"] == 0
+    (cluster,) = [c for c in s["duplicates"]["largest_clusters"] if c["kept_id"] == rice["id"]]
+    assert cluster["kind"] == "exact" and cluster["similarity"] == {"min": 1.0, "max": 1.0}
+    assert {(e["id"], e["removed"], e["text"]) for e in cluster["examples"]} == {(None, True, "Rice dishes")}
+    assert failing(s) == []
+    one_more = {"kept_id": rice["id"], "kind": "exact", "similarity": 1.0, "removed": True, "text": "Rice dishes"}
+    stand_in.duplicates(out, [one_more], {})
+    assert failing(summary_json(capsys, str(out))) == ["exact duplicates in the files = counts.duplicates_removed"]
+
+
+def test_a_dataset_from_before_duplicates_shows_none(old_split_images, capsys, monkeypatch):
+    s = summary_json(capsys, str(old_split_images))
+    assert s["duplicates"] is None and s["splits"]["duplicate_groups_in_two_splits"] is None
+    assert "duplicates" not in s["shards"] and failing(s) == []
+    assert not any("duplicate" in c["check"] for c in s["checks"])
+    text = terminal(capsys, monkeypatch, str(old_split_images))
+    assert "Duplicates" not in text and "near-duplicate" not in text and "counts add up       yes" in text

@@ -1,4 +1,6 @@
 """pipelines.prepare.build: the job's stages, chained in flow order, and the chain runs to a commit."""
+import dataclasses
+
 import apache_beam as beam
 import pytest
 
@@ -7,10 +9,10 @@ from pipelines.prepare.build import build
 from pipelines.prepare.job import plan_job
 from pipelines.prepare.run import run
 from schemas.docarray_docs import TrainingDoc, docs_to_bytes
-from schemas.options import CSVOptions, MediaOptions, OutputOptions, ReadTuning
+from schemas.options import CSVOptions, DuplicateOptions, MediaOptions, OutputOptions, ReadTuning, SplitOptions
 
 CSV_STAGES = ["ReadCsv", "SampleRows", "ApplyLayout"]
-END_STAGES = ["GroupDocuments", "WriteShards", "WriteDeadLetters", "Commit"]
+END_STAGES = ["GroupDocuments", "WriteShards", "WriteDeadLetters", "WriteDuplicates", "Commit"]
 NO_MEDIA = MediaOptions(convert_to_blob=False, create_point_clouds=False)
 
 
@@ -42,6 +44,13 @@ def inputs(tmp_path_factory):
 
 def test_text_csv_stages_in_flow_order(inputs):
     assert list(stages(planned(inputs, "pairs.csv"))) == ["Inputs", *CSV_STAGES, *END_STAGES]
+
+
+def test_near_duplicates_come_after_the_group_stage_and_before_the_split(inputs):
+    job = dataclasses.replace(planned(inputs, "pairs.csv"), duplicates=DuplicateOptions(near=True),
+                              split=SplitOptions((("train", 0.5), ("test", 0.5))))
+    assert list(stages(job)) == ["Inputs", *CSV_STAGES, "GroupDocuments", "NearDuplicates", "SplitDocuments",
+                                 *END_STAGES[1:]]
 
 
 @pytest.mark.parametrize("name, media, loads", [

@@ -36,8 +36,8 @@ def test_an_unknown_format_is_a_config_error_naming_the_choices(option):
     assert str(error.value) == f"--format {option!r} is not one of parquet, docarray, both."
 
 
-def test_dataset_folders_are_the_formats_then_the_dead_letters():
-    assert DATASET_FOLDERS == ("documents", "docarray", "dead_letters")
+def test_dataset_folders_are_the_formats_then_the_dead_letters_then_the_duplicates():
+    assert DATASET_FOLDERS == ("documents", "docarray", "dead_letters", "duplicates")
 
 
 def test_folder_of_a_format():

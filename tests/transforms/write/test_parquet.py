@@ -73,7 +73,8 @@ def test_dictionary_columns_of_the_document_schema():
     assert dictionary_columns(DOCUMENT_SCHEMA) == [
         "label", "score", "modality", "mime_type", "width", "height", "point_cloud_from",
         "chunks.list.element.modality", "chunks.list.element.mime_type", "chunks.list.element.width",
-        "chunks.list.element.height", "chunks.list.element.point_cloud_from", "source_file", "split"]
+        "chunks.list.element.height", "chunks.list.element.point_cloud_from", "source_file", "split",
+        "duplicate_group"]
     assert dictionary_columns(DEAD_LETTER_SCHEMA) == ["source_file", "stage", "reason_class", "reason"]
 
 

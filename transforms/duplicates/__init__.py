@@ -1,0 +1,1 @@
+"""Near-duplicate signatures of texts, images and point clouds, and the bucketed search for similar pairs."""

@@ -1,0 +1,113 @@
+"""The verified similar pairs among rows that share a band key (plain numpy, no Beam).
+
+In: rows (key uint64, node uint64, signature), e.g. all the rows of a set of band keys gathered on one
+worker, and a vectorized similarity of two stacks of signatures with its threshold. Out: each unordered
+pair of nodes that shares a key and passes the threshold, once, as (a, b, similarity) with a < b.
+
+Rows with equal keys are the candidates: a run of L rows gives its L * (L - 1) / 2 pairs, generated for
+all runs of one length at once (np.triu_indices per distinct length) and verified PAIR_CHUNK pairs at a
+time. A run longer than `max_run` does not go quadratic: its rows are sorted by signature and each is
+compared with the `window` rows after it only, so it costs `window` comparisons per row. That misses the
+pairs more than `window` rows apart in signature order: near-duplicates whose signatures differ early
+(in the first MinHash entries, in the high bits of an image hash) and have other rows sorted between
+them, and the pairs inside a group of more than `window` equal signatures beyond the nearest ones, though
+such a group stays joined as a chain, which is enough for connected components.
+
+Every band key carries its band (or block, or quantisation) in its top byte (`tagged_keys`), so keys of
+different bands of one kind never collide, whatever their hashes. A pair is reported once per call: a
+pair whose keys went to different workers comes out of each of them.
+"""
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+MAX_RUN = 200
+WINDOW = 8
+PAIR_CHUNK = 1 << 16  # candidate pairs verified at once: bounds the gathered signatures' memory
+TAG_SHIFT = np.uint64(56)
+_LOW = np.uint64((1 << 56) - 1)
+
+
+class Pairs(NamedTuple):
+    """Verified pairs: a (k,) uint64 < b (k,) uint64, and their similarity (k,) float64, sorted by (a, b)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    similarity: np.ndarray
+
+
+def tagged_keys(hashes: np.ndarray, tag: int) -> np.ndarray:
+    """(n,) uint64 hashes and a tag 0..255 -> (n,) uint64 keys: the tag in the top byte, 56 hash bits below."""
+    if not 0 <= tag < 256:
+        raise ValueError(f"a key's tag is one byte (0..255), not {tag}")
+    return (np.uint64(tag) << TAG_SHIFT) | (hashes & _LOW)
+
+
+def similar_pairs(keys: np.ndarray, nodes: np.ndarray, signatures: np.ndarray,
+                  similarity: Callable[[np.ndarray, np.ndarray], np.ndarray], threshold: float,
+                  larger_is_closer: bool = True, max_run: int = MAX_RUN, window: int = WINDOW) -> Pairs:
+    """Rows keys (m,) uint64, nodes (m,) uint64 and signatures (m, ...) -> the Pairs of distinct nodes that
+    share a key and whose similarity(signatures_i (p, ...), signatures_j (p, ...)) -> (p,) is >= threshold
+    (<= threshold when not larger_is_closer, for distances); a pair found through several keys once."""
+    if not len(keys) == len(nodes) == len(signatures):
+        raise ValueError(f"keys, nodes and signatures need one row each: {len(keys)}, {len(nodes)}, {len(signatures)}")
+    order = np.argsort(keys, kind="stable")
+    keys, nodes, signatures = keys[order], nodes[order], signatures[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if keys.size else np.zeros(0, np.intp)
+    lengths = np.diff(np.r_[starts, keys.size])
+    found = [_verified(i, j, nodes, signatures, similarity, threshold, larger_is_closer)
+             for i, j in _run_pairs(starts, lengths, max_run)]
+    long = lengths > max_run
+    if long.any():
+        found += [_verified(i, j, nodes, signatures, similarity, threshold, larger_is_closer)
+                  for i, j in _window_pairs(starts[long], lengths[long], signatures, window)]
+    return _distinct(found)
+
+
+def _run_pairs(starts: np.ndarray, lengths: np.ndarray, max_run: int):
+    """Runs (starts, lengths) -> chunks (i, j) of row indices of every pair inside each run of 2..max_run
+    rows, about PAIR_CHUNK pairs at a time."""
+    for length in np.unique(lengths[(lengths >= 2) & (lengths <= max_run)]):
+        first, second = np.triu_indices(int(length), 1)
+        runs = starts[lengths == length]
+        per_chunk = max(1, PAIR_CHUNK // first.size)
+        for at in range(0, runs.size, per_chunk):
+            chunk = runs[at:at + per_chunk, None]
+            yield (chunk + first).ravel(), (chunk + second).ravel()
+
+
+def _window_pairs(starts: np.ndarray, lengths: np.ndarray, signatures: np.ndarray, window: int):
+    """Long runs (starts, lengths) -> chunks (i, j) of row indices: each row of a run and each of the
+    `window` rows after it in the run's signature order."""
+    rows = np.repeat(starts, lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    run = np.repeat(np.arange(starts.size), lengths)
+    columns = signatures[rows].reshape(rows.size, -1)
+    rows = rows[np.lexsort((*columns.T[::-1], run))]  # by run, then by signature, first column first
+    run = np.sort(run)
+    for step in range(1, window + 1):
+        same_run = run[step:] == run[:-step]
+        i, j = rows[:-step][same_run], rows[step:][same_run]
+        for at in range(0, i.size, PAIR_CHUNK):
+            yield i[at:at + PAIR_CHUNK], j[at:at + PAIR_CHUNK]
+
+
+def _verified(i: np.ndarray, j: np.ndarray, nodes: np.ndarray, signatures: np.ndarray, similarity, threshold: float,
+              larger_is_closer: bool) -> tuple:
+    """Candidate row pairs (i, j) -> (a, b, similarity) of those of distinct nodes that pass, a < b."""
+    keep = nodes[i] != nodes[j]
+    i, j = i[keep], j[keep]
+    values = np.asarray(similarity(signatures[i], signatures[j]), dtype=np.float64)
+    keep = values >= threshold if larger_is_closer else values <= threshold
+    a, b = nodes[i[keep]], nodes[j[keep]]
+    return np.minimum(a, b), np.maximum(a, b), values[keep]
+
+
+def _distinct(found: list) -> Pairs:
+    """Chunks of (a, b, similarity) -> Pairs, each (a, b) once, sorted."""
+    a = np.concatenate([np.zeros(0, np.uint64), *(f[0] for f in found)])
+    b = np.concatenate([np.zeros(0, np.uint64), *(f[1] for f in found)])
+    values = np.concatenate([np.zeros(0, np.float64), *(f[2] for f in found)])
+    order = np.lexsort((b, a))
+    a, b, values = a[order], b[order], values[order]
+    fresh = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])] if a.size else np.zeros(0, bool)
+    return Pairs(a[fresh], b[fresh], values[fresh])
