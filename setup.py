@@ -36,6 +36,7 @@ setup(
             "pandas>=2,<4",
             "duckdb>=1,<3",
             "datasets>=3,<6",
+            "webdataset>=0.2,<2",
             "psutil>=5.9,<8",
             "atheris>=2.3,<4",
         ],

@@ -1,6 +1,8 @@
 """Runnable jobs and the command line; `prepare_dataset` runs the prepare job from Python, `load_table` /
-`load_docs` read a prepared dataset back. Each loads (with Beam, docarray or pandas) only when first used,
-so `finetune-etl` commands start without paying for the others."""
+`load_docs` / `load_duplicates` read a prepared dataset back, `stream` / `iter_docs` stream it to a training
+job, `sentence_pairs` gives it the columns sentence-transformers expects. Each loads
+(with Beam, docarray or pandas) only when first used, so `finetune-etl` commands start without paying for
+the others."""
 import importlib
 import logging
 
@@ -21,6 +23,9 @@ _HOMES = {
     "load_dead_letters": "pipelines.datasets.load",
     "load_duplicates": "pipelines.datasets.load",
     "load_manifest": "pipelines.datasets.load",
+    "sentence_pairs": "pipelines.datasets.sentence_pairs",
+    "stream": "pipelines.datasets.stream",
+    "iter_docs": "pipelines.datasets.stream",
 }
 __all__ = list(_HOMES)
 

@@ -3,25 +3,28 @@
 - Local disks: shards are staged with bucket names (`documents/bNNNNN-PPPP.parquet`) in a hidden sibling of
   the output (`.NAME.staging-RUN`). The commit names them `documents/part-NNNNN-of-MMMMM.parquet` (and
   `docarray/...docs`, `dead_letters/...parquet`) in (bucket, part) order, so names depend only on the data
-  and options, writes manifest.json and `_SUCCESS` there, and swaps that folder with the output in one
-  atomic `renameat2(RENAME_EXCHANGE)` (a plain rename when there is no previous dataset); the previous
-  dataset is then deleted.
+  and options, writes manifest.json, README.md (the dataset card: write.dataset_card) and `_SUCCESS` there,
+  and swaps that folder with the output in one atomic `renameat2(RENAME_EXCHANGE)` (a plain rename when
+  there is no previous dataset); the previous dataset is then deleted.
 - Object stores (no folder rename, and a copy costs the dataset's size): each run's files are written
   once, under the run's own version, and manifest.json is the one pointer to the current version:
 
       OUTPUT/manifest.json                  the current version and its files (paths relative to OUTPUT)
+      OUTPUT/README.md                      the current version's dataset card, written just after the manifest
       OUTPUT/_SUCCESS                       written after the first manifest; never removed after that
       OUTPUT/versions/RUN/documents/bNNNNN-PPPP.parquet, docarray/..., dead_letters/...
       OUTPUT/versions/RUN/manifest.json     the same manifest (to roll back: copy it to OUTPUT/manifest.json)
+      OUTPUT/versions/RUN/README.md         the same card (to roll back, copy it too)
       OUTPUT/_staging-RUN/                  the run's scratch (owner, spill files, progress), never published
 
   The write stage writes the shards straight into `versions/RUN/` under their bucket names; the manifest
-  lists them in (bucket, part) order. The commit writes the version's manifest, then OUTPUT/manifest.json
-  in one object write (the publish), `_SUCCESS` if missing, removes its scratch, and prunes (prune_versions).
-  No byte of a shard is copied. A reader sees the previous manifest or the new one, and either names
-  complete files; the previous version stays until the new manifest is in place, and afterwards while
-  --keep-versions keeps it, so a reader that read the previous manifest just before can finish (or, when
-  its files went, read_snapshot starts over on the new manifest).
+  lists them in (bucket, part) order. The commit writes the version's manifest and card, then
+  OUTPUT/manifest.json in one object write (the publish), then OUTPUT/README.md, `_SUCCESS` if missing,
+  removes its scratch, and prunes (prune_versions). No byte of a shard is copied. A reader sees the
+  previous manifest or the new one, and either names complete files; the previous version stays until the
+  new manifest is in place, and afterwards while --keep-versions keeps it, so a reader that read the
+  previous manifest just before can finish (or, when its files went, read_snapshot starts over on the new
+  manifest).
   Without --overwrite on an output that had no manifest, the manifest is written only if still absent
   (storage.write_bytes exclusive: on GCS a generation precondition), so of two runs racing to a new
   output one is refused; stores without preconditions (the GCS emulator) let the later one win.
@@ -47,6 +50,7 @@ from transforms.split.report import manifest_section
 from transforms.staging import COMMIT_MARKER, PROGRESS_FOLDER, remove_dead_stagings, remove_staging, shards_url, staged_runs
 from transforms.storage import MANIFEST, SUCCESS, VERSIONS, filesystem, join_url, read_manifest, write_bytes
 from transforms.uris import is_local
+from transforms.write.dataset_card import README, dataset_card
 from transforms.write.formats import DATASET_FOLDERS, DEAD_LETTERS, DUPLICATES, WRITERS, writers_for
 from transforms.write.shard_writer import FileRecord, ShardWriter, write_shard
 
@@ -103,7 +107,7 @@ def publish(output: str, staging: str, files: list[FileRecord], counts: dict, ma
     if is_local(output):
         named = final_names(files)
         manifest = _completed(manifest, named, counts, staging)
-        _publish_local(output, staging, named, _json(manifest))
+        _publish_local(output, staging, named, _json(manifest), dataset_card(manifest))
         return manifest
     return _publish_object_store(output, staging, files, counts, manifest)
 
@@ -125,12 +129,13 @@ def _json(manifest: dict) -> bytes:
     return json.dumps(manifest, indent=2).encode()
 
 
-def _publish_local(output: str, staging: str, named: list, manifest: bytes) -> None:
+def _publish_local(output: str, staging: str, named: list, manifest: bytes, card: bytes) -> None:
     dataset = os.path.join(staging, "dataset")
     for f, name in named:
         os.makedirs(os.path.dirname(os.path.join(dataset, name)), exist_ok=True)
         os.replace(f.path, os.path.join(dataset, name))
     write_bytes(manifest, os.path.join(dataset, MANIFEST))
+    write_bytes(card, os.path.join(dataset, README))
     write_bytes(b"", os.path.join(dataset, SUCCESS))
     if os.path.isdir(output) and os.listdir(output):
         _exchange(dataset, output)  # a dataset of ours (checked just before): the previous one is now at `dataset`
@@ -199,12 +204,15 @@ def _publish_object_store(output: str, staging: str, files: list[FileRecord], co
         earlier = [previous["version"], *previous["previous_versions"]]
     manifest = _completed(manifest, version_names(files, version), counts, staging,
                           version=version, previous_versions=earlier[:options["keep_versions"]])
+    card = dataset_card(manifest)
     write_bytes(_json(manifest), join_url(output, version, MANIFEST))
+    write_bytes(card, join_url(output, version, README))
     try:
         write_bytes(_json(manifest), join_url(output, MANIFEST), exclusive=previous is None and not options["overwrite"])
     except FileExistsError:
         raise OutputTaken(f"--output {output!r} received a dataset from another run while this one ran. Re-run "
                           "with --overwrite to replace it, or give another folder.") from None
+    write_bytes(card, join_url(output, README))  # after the publish: a refused run leaves the card as it was
     fs, path = filesystem(output)
     if not fs.exists(join_url(path, SUCCESS)):
         write_bytes(b"", join_url(output, SUCCESS))

@@ -1,8 +1,9 @@
 """The one rule of what a run may replace at --output: a folder is ours only when it holds our dataset.
 
-Ours: the manifest, `_SUCCESS`, the shards the manifest lists, our own staging prefixes and, on object
-stores, the files of a version (`versions/RUN/manifest.json`, `versions/RUN/FOLDER/NAME` with FOLDER a
-dataset folder: see transforms.commit). Anything else under --output (a user's notes, the run's own input, a
+Ours: the manifest, `_SUCCESS`, the shards the manifest lists, the dataset card (`README.md`, only beside a
+manifest: a folder of the user's with a README of theirs is not ours), our own staging prefixes and, on
+object stores, the files of a version (`versions/RUN/manifest.json`, `versions/RUN/README.md`,
+`versions/RUN/FOLDER/NAME` with FOLDER a dataset folder: see transforms.commit). Anything else under --output (a user's notes, the run's own input, a
 half-copied folder) means the folder is not ours: the run stops before any work, and the commit checks
 again under the same rule just before it publishes, so a run never deletes what it did not write.
 """
@@ -11,6 +12,7 @@ import posixpath
 from schemas.options import ConfigError
 from transforms.storage import MANIFEST, SUCCESS, VERSIONS, filesystem, join_url, read_manifest
 from transforms.uris import is_local
+from transforms.write.dataset_card import README
 from transforms.write.formats import DATASET_FOLDERS
 
 STAGING_PREFIX = "_staging-"  # object stores: a run's scratch files, inside the output
@@ -27,10 +29,12 @@ def foreign_entries(output: str) -> list[str]:
     if not fs.isdir(path):
         return []
     try:
-        shards = (read_manifest(output) or {}).get("shards", {})
+        manifest = read_manifest(output)
     except ValueError:
-        shards = {}
-    ours = {MANIFEST, SUCCESS} | {shard["path"] for listed in shards.values() for shard in listed}
+        manifest = None
+    shards = (manifest or {}).get("shards", {})
+    card = {README} if manifest is not None else set()
+    ours = {MANIFEST, SUCCESS} | card | {shard["path"] for listed in shards.values() for shard in listed}
     versions = not is_local(output)
     found = (posixpath.relpath(p, path.rstrip("/")) for p in fs.find(path))
     return sorted(p for p in found
@@ -38,10 +42,11 @@ def foreign_entries(output: str) -> list[str]:
 
 
 def _version_file(relative: str) -> bool:
-    """Whether a path relative to --output is one a version holds: versions/RUN/manifest.json or
-    versions/RUN/FOLDER/NAME with FOLDER a dataset folder."""
+    """Whether a path relative to --output is one a version holds: versions/RUN/manifest.json,
+    versions/RUN/README.md or versions/RUN/FOLDER/NAME with FOLDER a dataset folder."""
     parts = relative.split("/")
-    return parts[0] == VERSIONS and (parts[2:] == [MANIFEST] or (len(parts) == 4 and parts[2] in DATASET_FOLDERS))
+    return parts[0] == VERSIONS and (parts[2:] in ([MANIFEST], [README])
+                                     or (len(parts) == 4 and parts[2] in DATASET_FOLDERS))
 
 
 def check_replaceable(output: str, overwrite: bool) -> None:

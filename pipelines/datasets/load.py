@@ -97,10 +97,10 @@ def _read_docs(url: str, shards: list) -> DocList[TrainingDoc]:
 
 
 def _table(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
-    return _conformed(pa.concat_tables(tables), schema) if tables else schema.empty_table()
+    return conformed(pa.concat_tables(tables), schema) if tables else schema.empty_table()
 
 
-def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+def conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """A table read from shards -> `schema`: columns (and chunk fields) that datasets of earlier versions
     do not have (`point_cloud_from`, `split`, `duplicate_group`) are added as nulls, then the table is cast."""
     columns = []

@@ -142,7 +142,7 @@ def test_output_holds_only_the_dataset(pairs_baseline):
     """After a run the output folder holds the dataset only: no staging, spill or probe files left."""
     _, baseline = pairs_baseline
     assert sorted(p.name for p in baseline.iterdir()) == [
-        "_SUCCESS", "dead_letters", "docarray", "documents", "manifest.json"]
+        "README.md", "_SUCCESS", "dead_letters", "docarray", "documents", "duplicates", "manifest.json"]
 
 
 def doc_tuples(docs) -> list[tuple]:

@@ -135,7 +135,8 @@ def test_output_on_gcs(gcs, tmp_path):
     listed = {s["path"] for kind in manifest["shards"].values() for s in kind}
     assert manifest["version"] == f"versions/{manifest['run_id']}" and manifest["previous_versions"] == []
     assert all(p.startswith(manifest["version"] + "/") for p in listed), listed
-    assert set(tree) == listed | {"manifest.json", "_SUCCESS", f"{manifest['version']}/manifest.json"}, tree
+    assert set(tree) == listed | {"manifest.json", "README.md", "_SUCCESS", f"{manifest['version']}/manifest.json",
+                                  f"{manifest['version']}/README.md"}, tree
 
     lowered = manifest_text.lower()
     assert not [w for w in SECRET_WORDS if w in lowered], manifest_text
@@ -172,7 +173,8 @@ def test_rerun_into_same_gcs_output(gcs, capsys):
     listed = {s["path"] for kind in manifest["shards"].values() for s in kind}
     assert manifest["previous_versions"] == [first_manifest["version"]]  # --keep-versions 1, the default
     kept = {p for p in first_tree if p.startswith(first_manifest["version"] + "/")}
-    assert set(tree) == listed | kept | {"manifest.json", "_SUCCESS", f"{manifest['version']}/manifest.json"}, \
+    assert set(tree) == listed | kept | {"manifest.json", "README.md", "_SUCCESS", f"{manifest['version']}/manifest.json",
+                                         f"{manifest['version']}/README.md"}, \
         f"stale shards or staging left: {tree}"
 
 

@@ -19,7 +19,7 @@ def project(folder: Path) -> Path:
         shutil.copy(IMAGES / name, folder / "img" / name)
     shutil.copy(MESHES / "suzanne.ply", folder / "shapes" / "suzanne.ply")
     csv = folder / "things.csv"
-    csv.write_text("img/hopper.jpg,person\nimg/flower.jpg,plant\n./img/flower.jpg,plant\nimg/missing.jpg,ghost\n")
+    csv.write_text("img/hopper.jpg,person\nimg/flower.jpg,plant\n./img/flower.jpg,flower\nimg/missing.jpg,ghost\n")
     (folder / "shapes.csv").write_text("shapes/suzanne.ply,monkey\n")
     return csv
 

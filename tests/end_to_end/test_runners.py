@@ -39,7 +39,7 @@ MULTI_PROCESSING = ("--direct_running_mode=multi_processing", "--direct_num_work
 DASK_RUNNER = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
 
 # Every dataset folder holds exactly these after a run: no staging, spill or probe files.
-DATASET_ENTRIES = ["_SUCCESS", "dead_letters", "docarray", "documents", "manifest.json"]
+DATASET_ENTRIES = ["README.md", "_SUCCESS", "dead_letters", "docarray", "documents", "duplicates", "manifest.json"]
 
 TIMINGS: dict = {}
 
@@ -173,7 +173,10 @@ def pairs_size(shared) -> Dataset:
 
 @pytest.fixture(scope="module")
 def quora(shared) -> Dataset:
-    return Dataset("quora", QUORA, ("--is-labeled", *TUNING), "labeled")
+    """Finetuner's labeled example, with near-duplicate clusters (it has 9) and a split: both stages on
+    every runner."""
+    return Dataset("quora", QUORA, ("--is-labeled", "--near-duplicates", "--split", "train=0.8,test=0.2", *TUNING),
+                   "labeled")
 
 
 @pytest.fixture(scope="module")
@@ -356,6 +359,7 @@ def assert_same_dataset(out: Path, baseline: Path) -> None:
     assert digests(out, "documents"), "no documents files"
     assert digests(out, "documents") == digests(baseline, "documents")
     assert digests(out, "dead_letters") == digests(baseline, "dead_letters")
+    assert digests(out, "duplicates") == digests(baseline, "duplicates")
     assert got["shards"] == want["shards"]
 
 

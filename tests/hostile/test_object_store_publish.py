@@ -185,7 +185,8 @@ def test_a_dataset_published_before_versions_is_replaced_and_its_shards_removed(
     assert manifest["previous_versions"] == []
     assert sorted(tree(gcs, out)) == sorted(
         [s["path"] for kind in manifest["shards"].values() for s in kind]
-        + ["_SUCCESS", "manifest.json", f"{manifest['version']}/manifest.json"])
+        + ["README.md", "_SUCCESS", "manifest.json", f"{manifest['version']}/manifest.json",
+           f"{manifest['version']}/README.md"])
 
 
 def test_foreign_files_in_a_gcs_output_are_still_refused(gcs, capsys):

@@ -176,9 +176,11 @@ def test_object_store_publish_lists_the_written_files_in_place_and_keeps_the_pre
         "versions/R2/documents/b00001-0000.parquet"]
     assert [s["path"] for s in manifest["shards"]["dead_letters"]] == ["versions/R2/dead_letters/empty.parquet"]
     assert sorted(pipelines.load_table(out).column("id").to_pylist()) == ["b", "c", "d"]
-    assert objects(out) == ["_SUCCESS", "manifest.json",
+    assert objects(out) == ["README.md", "_SUCCESS", "manifest.json",
+                            "versions/R1/README.md",
                             "versions/R1/dead_letters/empty.parquet", "versions/R1/documents/b00000-0000.parquet",
                             "versions/R1/duplicates/empty.parquet", "versions/R1/manifest.json",
+                            "versions/R2/README.md",
                             "versions/R2/dead_letters/empty.parquet", "versions/R2/documents/b00000-0000.parquet",
                             "versions/R2/documents/b00000-0001.parquet", "versions/R2/documents/b00001-0000.parquet",
                             "versions/R2/duplicates/empty.parquet", "versions/R2/manifest.json"]

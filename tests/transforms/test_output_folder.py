@@ -47,10 +47,19 @@ def test_files_not_listed_by_the_manifest_are_foreign_even_inside_our_folders(tm
         check_replaceable(str(out), overwrite=True)
 
 
+def test_the_dataset_card_is_ours_only_beside_a_manifest(tmp_path):
+    out = run_prepare(tmp_path, LABELED, "--is-labeled")
+    assert (out / "README.md").exists() and foreign_entries(str(out)) == []
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "README.md").write_text("the user's own notes")
+    assert foreign_entries(str(notes)) == ["README.md"]
+
+
 def test_on_object_stores_the_files_of_versions_are_ours_and_nothing_else_there():
     out = f"memory://output-folder-{uuid.uuid4().hex}/out"
     fs, path = filesystem(out)
-    ours = ["versions/R1/manifest.json", "versions/R1/documents/b00000-0000.parquet",
+    ours = ["versions/R1/manifest.json", "versions/R1/README.md", "versions/R1/documents/b00000-0000.parquet",
             "versions/R2/dead_letters/empty.parquet", "_staging-R2/spill/all/x.arrow"]
     foreign = ["versions/notes.txt", "versions/R1/notes.txt", "versions/R1/documents/deeper/x.parquet",
                "versions/R1/images/b00000-0000.parquet"]
@@ -99,6 +108,8 @@ def test_two_runs_on_one_new_output_one_publishes_and_the_other_says_so_in_one_l
     assert sorted(code for code, _ in results) == [0, 2], results
     loser = next(stderr for code, stderr in results if code == 2)
     assert [line for line in loser.splitlines() if line.startswith("finetune-etl: error:")] == [loser.strip().splitlines()[-1]]
-    assert "already holds a complete dataset" in loser and "Traceback" not in loser
+    # Refused at the commit's check (the winner had published) or at its rename (both passed the check).
+    assert ("already holds a complete dataset" in loser or "received a dataset from another run" in loser), loser
+    assert "Traceback" not in loser
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.csv", "out"], "a staging folder was left behind"
     assert foreign_entries(str(out)) == []

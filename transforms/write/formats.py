@@ -6,8 +6,9 @@ from schemas.options import ConfigError
 from transforms.write.docarray import DocArrayShards
 from transforms.write.parquet import DeadLetterShards, DuplicateShards, ParquetShards
 from transforms.write.shard_writer import ShardWriter
+from transforms.write.webdataset import WebDatasetShards
 
-WRITERS: dict[str, type[ShardWriter]] = {w.name: w for w in (ParquetShards, DocArrayShards)}
+WRITERS: dict[str, type[ShardWriter]] = {w.name: w for w in (ParquetShards, DocArrayShards, WebDatasetShards)}
 ALIASES = {"both": ("parquet", "docarray")}
 FORMAT_CHOICES = (*WRITERS, *ALIASES)  # what --format accepts
 DEAD_LETTERS = DeadLetterShards

@@ -1,10 +1,13 @@
 """The Parquet format: `documents/*.parquet` (and the dead letters' `dead_letters/*.parquet`), zstd-compressed,
-row groups of PARQUET_ROW_GROUP rows, dictionary encoding only for columns whose values repeat."""
+row groups of PARQUET_ROW_GROUP rows, dictionary encoding only for columns whose values repeat; each file's
+schema metadata carries its Hugging Face `datasets` features (write.hf_features)."""
+import json
 from typing import Union
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from transforms.write.hf_features import METADATA_KEY, features
 from transforms.write.shard_writer import ShardWriter
 
 PARQUET_ROW_GROUP = 65_536
@@ -29,6 +32,12 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     return [path for field in schema for path in leaves(field, "") if not DISTINCT_COLUMNS & set(path.split("."))]
 
 
+def with_features(schema: pa.Schema) -> pa.Schema:
+    """The schema with its `datasets` features in its metadata, as `datasets` keeps them in the files it writes."""
+    described = json.dumps({"info": {"features": features(schema)}})
+    return schema.with_metadata({**(schema.metadata or {}), METADATA_KEY: described})
+
+
 class ParquetShards(ShardWriter):
     """Documents as Parquet, streamed to any fsspec URL; the schema is the first batch's."""
 
@@ -43,7 +52,7 @@ class ParquetShards(ShardWriter):
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         if self._writer is None:
             self._handle = self._open()
-            self._writer = pq.ParquetWriter(self._handle, table.schema, compression="zstd",
+            self._writer = pq.ParquetWriter(self._handle, with_features(table.schema), compression="zstd",
                                             use_dictionary=dictionary_columns(table.schema))
         self._writer.write_table(table, row_group_size=PARQUET_ROW_GROUP)
 

@@ -1,12 +1,16 @@
 """transforms.write.parquet: documents written as zstd Parquet in row groups of PARQUET_ROW_GROUP rows read
 back identical; only columns whose values repeat are dictionary-encoded; dead letters go to their own folder;
 any fsspec URL works (memory:// here)."""
+import json
+
+import datasets
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA, DeadLetter, dead_letter_batch
+from transforms.write.hf_features import METADATA_KEY, features
 from transforms.write.parquet import (DISTINCT_COLUMNS, PARQUET_ROW_GROUP, DeadLetterShards, ParquetShards,
                                       dictionary_columns)
 from transforms.write.shard_writer import write_shard
@@ -45,6 +49,14 @@ def test_round_trip_in_zstd_row_groups_of_parquet_row_group(tmp_path):
     assert pq.ParquetFile(path).schema_arrow == DOCUMENT_SCHEMA
     assert row_group_sizes(path) == [PARQUET_ROW_GROUP, 100]
     assert {c.compression for c in column_chunks(pq.ParquetFile(path).metadata).values()} == {"ZSTD"}
+
+
+def test_each_file_carries_the_datasets_features_of_its_columns(tmp_path):
+    path = tmp_path / "d.parquet"
+    write_shard(ParquetShards, documents(3), str(path))
+    metadata = json.loads(pq.read_schema(path).metadata[METADATA_KEY])
+    assert metadata == {"info": {"features": features(DOCUMENT_SCHEMA)}}
+    assert datasets.Features.from_dict(metadata["info"]["features"])["blob"] == datasets.Image()
 
 
 def test_batches_streamed_one_by_one_read_back_as_one_table(tmp_path):

@@ -1,0 +1,144 @@
+"""Benchmark the training reader, `pipelines.stream`, against pyarrow's own batch reader on the same files.
+
+    python -m bench.reader_bench --rows 1000000 [--layout labeled] [--runs 5] [--batch-size 1024] [--columns id,text]
+                                 [--shuffle-buffer 10000] [--workdir /tmp/bench-reader] [--results bench/RESULTS.md]
+
+In: a row count and a layout of bench.make_csv. The CSV is generated into WORKDIR (bench.scaling_bench.ensure_rows)
+and prepared once with `--format parquet` into WORKDIR/out/<layout>-<rows>rows-seed<seed>; both are reused while
+complete. Then, in this process, each variant reads every document (all columns, or --columns) in batches of
+--batch-size, `--runs` times, interleaved so that load drifts hit all alike:
+
+  pyarrow iter_batches   pyarrow.parquet.ParquetFile(shard).iter_batches(batch_size, columns) over the manifest's shards
+  stream()               pipelines.stream(OUT, columns=columns, batch_size), file order
+  stream(shuffle_seed)   the same with shuffle_seed=0 and --shuffle-buffer, a new epoch each run
+
+Out: a markdown table (median and best rows/s by wall time, median CPU seconds of this process, and the
+median's ratio to iter_batches', by wall time and by CPU time: CPU time is steadier on a shared machine),
+printed, and appended with the command, date and machine to --results under "Training readers". The target
+is a ratio of at least 0.8.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+
+from bench import report
+from bench.make_csv import LAYOUTS
+from bench.scaling_bench import ensure_rows
+from bench.summary_bench import ETL
+
+TARGET = 0.8
+
+
+def ensure_dataset(workdir: str, layout: str, rows: int, seed: int) -> str:
+    """WORKDIR/out/<layout>-<rows>rows-seed<seed>, prepared with --format parquet unless complete -> its path."""
+    os.makedirs(workdir, exist_ok=True)
+    csv_path, _ = ensure_rows(workdir, layout, rows, seed)
+    out = os.path.join(workdir, "out", os.path.basename(csv_path).removesuffix(".csv"))
+    if not os.path.exists(os.path.join(out, "_SUCCESS")):
+        cmd = [ETL, "prepare", "--input", csv_path, "--output", out, "--dialect", "excel", "--layout", layout,
+               "--format", "parquet", "--overwrite"]
+        print(f"preparing {out}: {shlex.join(cmd)}", flush=True)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def variants(out: str, batch_size: int, shuffle_buffer: int, columns: list[str] | None) -> dict:
+    """{name: read(run) -> rows read}: the baseline and the stream's two orders, each reading `columns` (None:
+    all)."""
+    from pipelines import stream
+
+    with open(os.path.join(out, "manifest.json")) as handle:
+        shards = [os.path.join(out, s["path"]) for s in json.load(handle)["shards"]["documents"]]
+
+    def iter_batches(run: int) -> int:
+        return sum(b.num_rows for path in shards
+                   for b in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns))
+
+    def in_file_order(run: int) -> int:
+        return sum(b.num_rows for b in stream(out, columns=columns, batch_size=batch_size))
+
+    def shuffled(run: int) -> int:
+        batches = stream(out, columns=columns, batch_size=batch_size, shuffle_seed=0, shuffle_buffer=shuffle_buffer)
+        batches.set_epoch(run)
+        return sum(b.num_rows for b in batches)
+
+    return {"pyarrow iter_batches": iter_batches, "stream()": in_file_order,
+            f"stream(shuffle_seed=0, shuffle_buffer={shuffle_buffer:,})": shuffled}
+
+
+def measure(reads: dict, runs: int) -> dict[str, dict]:
+    """Each read `runs` times, interleaved -> {name: {rows, walls, cpus}}."""
+    results = {name: {"rows": 0, "walls": [], "cpus": []} for name in reads}
+    for run in range(runs):
+        for name, read in reads.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            results[name]["rows"] = read(run)
+            results[name]["walls"].append(time.perf_counter() - wall)
+            results[name]["cpus"].append(time.process_time() - cpu)
+    return results
+
+
+def table(results: dict[str, dict]) -> str:
+    """Results -> markdown, each variant's medians against the first variant's (the baseline)."""
+    base = next(iter(results.values()))
+    lines = ["| reader | rows | median rows/s | best rows/s | median CPU s | x iter_batches (wall) "
+             "| x iter_batches (CPU) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        wall, cpu = statistics.median(r["walls"]), statistics.median(r["cpus"])
+        lines.append(f"| {name} | {r['rows']:,} | {r['rows'] / wall:,.0f} | {r['rows'] / min(r['walls']):,.0f} "
+                     f"| {cpu:.2f} | {statistics.median(base['walls']) / wall:.2f}x "
+                     f"| {statistics.median(base['cpus']) / cpu:.2f}x |")
+    return "\n".join(lines)
+
+
+def verdict(results: dict[str, dict]) -> str:
+    """Which variants reach TARGET times the baseline's rows/s (median wall time)."""
+    names = list(results)
+    base = statistics.median(results[names[0]]["walls"])
+    ratios = {name: base / statistics.median(results[name]["walls"]) for name in names[1:]}
+    return "; ".join(f"{name}: {ratio:.2f}x, target {TARGET}x {'met' if ratio >= TARGET else 'missed'}"
+                     for name, ratio in ratios.items())
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000, help="CSV rows, i.e. documents")
+    ap.add_argument("--layout", choices=LAYOUTS, default="labeled")
+    ap.add_argument("--runs", type=int, default=5, help="runs per variant; the median and the best are reported")
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--shuffle-buffer", type=int, default=10_000)
+    ap.add_argument("--columns", help="comma-separated columns to read (default: all)")
+    ap.add_argument("--seed", type=int, default=0, help="the CSV generator's seed")
+    ap.add_argument("--workdir", default="/tmp/bench-reader")
+    ap.add_argument("--results", default=report.RESULTS, help="markdown file the results are appended to")
+    args = ap.parse_args(argv)
+    command = shlex.join(["python", "-m", "bench.reader_bench", *(sys.argv[1:] if argv is None else argv)])
+    out = ensure_dataset(args.workdir, args.layout, args.rows, args.seed)
+    files = [os.path.join(out, "documents", name) for name in sorted(os.listdir(os.path.join(out, "documents")))]
+    groups = sum(pq.ParquetFile(path).metadata.num_row_groups for path in files)
+    machine = report.machine()
+    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+    results = measure(variants(out, args.batch_size, args.shuffle_buffer, columns), args.runs)
+    md, result = table(results), verdict(results)
+    head = (f"{args.layout}: {args.rows:,} rows in {len(files)} Parquet shards, {groups} row groups, "
+            f"{sum(map(os.path.getsize, files)) / 1e6:,.0f} MB; batches of {args.batch_size:,} rows, "
+            f"{'columns ' + ', '.join(columns) if columns else 'all columns'}")
+    print(f"\n{head}\n\n{md}\n\n{result}", flush=True)
+    report.append(args.results, [f"## {report.now()} - Training readers, {args.rows:,} rows", "",
+                                 f"Command: `{command}`  ", f"Machine: {machine}  ",
+                                 f"{head}; median and best of {args.runs} runs, interleaved, in one process.", "",
+                                 md, "", result, ""])
+    print(f"appended to {args.results}")
+
+
+if __name__ == "__main__":
+    main()

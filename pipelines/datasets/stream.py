@@ -1,0 +1,263 @@
+"""Stream a prepared dataset to a training job, one row group at a time, from any fsspec URL.
+
+    for batch in stream(url, batch_size=1024, shuffle_seed=0, rank=rank, world_size=world_size):
+        ...                                          # pyarrow RecordBatches of at most 1,024 rows
+
+Each of the world_size * num_workers readers (reader = rank * num_workers + worker) reads its own share of
+the dataset's row groups (stream_work.divide), so every row is read by exactly one reader per epoch. Without
+shuffle_seed rows come in file order; with it, each epoch's order comes from (seed, epoch, reader): the
+reader's row groups in a seeded permutation, then a seeded shuffle buffer (shuffle_buffer.py). A stream
+holds one row group (joined to the shuffle buffer's rows when shuffled) and one batch at a time.
+`state_dict()` between two batches is a small JSON-able dict (the buffer as row coordinates, not data) from
+which `load_state_dict` resumes a new stream exactly where it was. `iter_docs` gives docarray DocLists
+instead of RecordBatches.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator, NamedTuple, Optional
+
+import numpy as np
+import pyarrow as pa
+
+from pipelines.datasets.shuffle_buffer import ShuffleBuffer
+from pipelines.datasets.stream_work import Listing, Piece, RowGroupReader, divide, list_row_groups
+from schemas.documents import DOCUMENT_SCHEMA
+
+if TYPE_CHECKING:
+    from docarray import DocList
+
+    from schemas.docarray_docs import TrainingDoc
+
+
+class Position(NamedTuple):
+    """Where an epoch's stream stands between two batches: `piece` (index in the reader's pieces in the
+    epoch's order), `rows` of it already read (emitted, or taken into the buffer), the buffer's (row group,
+    row) coordinates in slot order, and the shuffle generator's state (None without shuffle_seed)."""
+
+    piece: int
+    rows: int
+    buffer: np.ndarray
+    rng: Optional[dict]
+
+
+NO_ROWS = np.empty((0, 2), np.int64)
+START = Position(0, 0, NO_ROWS, None)
+
+
+class _Batch:
+    """Emitted rows collected into one RecordBatch of at most `size` rows."""
+
+    def __init__(self, size: int):
+        self.size, self.rows, self._parts = size, 0, []
+
+    @property
+    def room(self) -> int:
+        return self.size - self.rows
+
+    def add(self, part: pa.RecordBatch) -> None:
+        self._parts.append(part)
+        self.rows += part.num_rows
+
+    def take(self) -> pa.RecordBatch:
+        """The rows collected, as one RecordBatch (copied only when they came from two parts); empties it."""
+        parts, self._parts, self.rows = self._parts, [], 0
+        return parts[0] if len(parts) == 1 else pa.concat_batches(parts)
+
+
+class _Pool:
+    """Rows that batches are taken from (when shuffled: the held rows, then a row group's). Columns null in
+    every row are not taken but given as null arrays, made once per length: a text dataset's media columns
+    are all null, and taking them was most of a take's time."""
+
+    def __init__(self, rows: pa.RecordBatch):
+        self.rows, self._null = rows, [column.null_count == len(column) for column in rows.columns]
+        self._taken = rows.select([i for i, null in enumerate(self._null) if not null])
+        self._nulls: dict[int, list] = {}
+
+    def take(self, keys: np.ndarray) -> pa.RecordBatch:
+        """Rows `keys`, in that order, as one RecordBatch."""
+        if len(keys) not in self._nulls:
+            self._nulls[len(keys)] = [pa.nulls(len(keys), field.type) if null else None
+                                      for field, null in zip(self.rows.schema, self._null)]
+        taken = iter(self._taken.take(keys).columns)
+        columns = [nulls if null else next(taken) for nulls, null in zip(self._nulls[len(keys)], self._null)]
+        return pa.RecordBatch.from_arrays(columns, schema=self.rows.schema)
+
+
+def _one_batch(table: pa.Table) -> pa.RecordBatch:
+    """A table as one RecordBatch (copied only when a column comes in several chunks)."""
+    batches = table.combine_chunks().to_batches()
+    return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
+
+
+class DatasetStream:
+    """An iterable over one reader's share of a dataset, epoch by epoch: RecordBatches, dict rows or DocLists
+    (`output`). Build it with `stream()` or `iter_docs()`.
+
+    Iterating starts the current epoch from its beginning, or from the state last given to load_state_dict.
+    The epoch changes only with set_epoch (as torch's DistributedSampler): call it before each epoch."""
+
+    def __init__(self, url: str, listing: Listing, pieces: list[Piece], schema: pa.Schema, identity: dict,
+                 output: str):
+        self.url, self.schema, self.epoch = url, schema, 0
+        self._listing, self._pieces, self._identity, self._output = listing, pieces, identity, output
+        self._resume: Optional[tuple[Position, int]] = None  # a loaded state, for the next iteration
+        self._state: tuple[int, Position, int] = (0, START, 0)  # (epoch, position, rows of a batch out)
+
+    def __len__(self) -> int:
+        """Rows this reader yields per epoch."""
+        return sum(piece.stop - piece.start for piece in self._pieces)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next iteration streams (its order, when shuffled), from its beginning."""
+        self.epoch, self._resume = epoch, None
+        self._state = (epoch, START, 0)
+
+    def state_dict(self) -> dict:
+        """Where the stream stands, as a JSON-able dict: the stream's settings (checked on load), the epoch,
+        `row_group` (index in the reader's row groups, or row-group slices, in this epoch's order), `rows` of
+        it already read (emitted, or taken into the shuffle buffer), `buffer` ([row group, row] of each row
+        held in the shuffle buffer), `rng` (the shuffle generator's state) and `skip` (rows of the next batch
+        already yielded: dict rows stop mid-batch)."""
+        epoch, position, skip = self._state
+        return {"stream": dict(self._identity), "epoch": epoch, "row_group": position.piece, "rows": position.rows,
+                "buffer": position.buffer.tolist(), "rng": position.rng, "skip": skip}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume from a state_dict() of a stream of the same dataset run and settings: the next iteration
+        yields exactly what the saved stream had still to yield. ValueError for a state of another stream."""
+        if state["stream"] != self._identity:
+            differ = sorted(k for k in self._identity if state["stream"].get(k) != self._identity[k])
+            raise ValueError(f"the state is of another stream (it differs in {', '.join(differ)}).")
+        buffer = np.array(state["buffer"], np.int64).reshape(-1, 2)
+        position = Position(state["row_group"], state["rows"], buffer, state["rng"])
+        self.epoch, self._resume = state["epoch"], (position, state["skip"])
+        self._state = (self.epoch, position, state["skip"])
+
+    def __iter__(self) -> Iterator:
+        position, skip = self._resume or (START, 0)
+        self._resume, self._state = None, (self.epoch, position, skip)
+        return self._outputs(self.epoch, position, skip)
+
+    def _order(self, epoch: int) -> tuple[list[Piece], Optional[np.random.Generator]]:
+        """The reader's pieces in the epoch's order, and the generator that drew it (None: file order)."""
+        seed = self._identity["seed"]
+        if seed is None:
+            return self._pieces, None
+        rng = np.random.default_rng([seed, epoch, self._identity["reader"]])
+        return [self._pieces[i] for i in rng.permutation(len(self._pieces))], rng
+
+    def _outputs(self, epoch: int, start: Position, skip: int) -> Iterator:
+        """_batches without the `skip` rows already yielded, as the stream's output; keeps _state current."""
+        before = start
+        for batch, after in self._batches(epoch, start):
+            batch, done, skip = batch.slice(skip), skip, 0
+            if self._output == "rows":
+                after = after._replace(buffer=after.buffer.copy())  # still current while its rows are yielded
+                for n, row in enumerate(batch.to_pylist(), done + 1):
+                    self._state = (epoch, before, n)
+                    yield row
+            self._state, before = (epoch, after, 0), after
+            if self._output != "rows" and batch.num_rows:
+                yield batch if self._output == "batches" else _docs(batch)
+
+    def _batches(self, epoch: int, start: Position) -> Iterator[tuple[pa.RecordBatch, Position]]:
+        """The epoch's batches from `start`, each with the position after it (its buffer is the live array:
+        valid until the next batch is asked for)."""
+        pieces, rng = self._order(epoch)
+        if rng is not None and start.rng is not None:
+            rng.bit_generator.state = start.rng
+        reader = RowGroupReader(self.url, self._listing.row_groups, self.schema)
+        capacity = self._identity["shuffle_buffer"] if rng is not None else 0
+        buffer = ShuffleBuffer(capacity, rng, start.buffer) if capacity else None
+        held = _one_batch(reader.read_rows(start.buffer)) if capacity else None  # the buffer's rows, slot order
+        out = _Batch(self._identity["batch_size"])
+
+        def position(piece: int, rows: int) -> Position:
+            return Position(piece, rows, NO_ROWS if buffer is None else buffer.coordinates,
+                            None if rng is None else rng.bit_generator.state)
+
+        try:
+            for p in range(start.piece, len(pieces)):
+                piece = pieces[p]
+                rows = _one_batch(reader.read(piece.row_group).slice(piece.start, piece.stop - piece.start))
+                size, i = rows.num_rows, start.rows if p == start.piece else 0
+                if buffer is not None:  # the held rows, then the piece's (key: row number), in place of the piece's
+                    first, rows, held = held.num_rows, _Pool(pa.concat_batches([held, rows])), None
+                while i < size:
+                    n = min(out.room if buffer is None else buffer.room or out.room, size - i)
+                    if buffer is None:
+                        out.add(rows.slice(i, n))
+                    elif buffer.room:
+                        buffer.hold(first + np.arange(i, i + n), _coordinates(piece, i, n))
+                    else:
+                        out.add(rows.take(buffer.swap(first + np.arange(i, i + n), _coordinates(piece, i, n))))
+                    i += n
+                    if not out.room:
+                        yield out.take(), position(p, i) if i < size else position(p + 1, 0)
+                if buffer is not None:
+                    held = rows.take(buffer.keys)
+                    buffer.renumber()
+            while buffer is not None and len(buffer):
+                out.add(held.take(buffer.release(out.room)))
+                if not out.room:
+                    yield out.take(), position(len(pieces), 0)
+            if out.rows:
+                yield out.take(), position(len(pieces), 0)
+        finally:
+            reader.close()
+
+
+def _coordinates(piece: Piece, i: int, n: int) -> np.ndarray:
+    """(row group, row) of rows i .. i + n - 1 of a piece, an (n, 2) array."""
+    coordinates = np.empty((n, 2), np.int64)
+    coordinates[:, 0] = piece.row_group
+    coordinates[:, 1] = np.arange(piece.start + i, piece.start + i + n)
+    return coordinates
+
+
+def _docs(batch: pa.RecordBatch) -> DocList[TrainingDoc]:
+    """Rows of DOCUMENT_SCHEMA -> their DocList, converted as load_docs converts Parquet rows."""
+    from schemas.docarray_docs import table_to_docs
+
+    return table_to_docs(pa.Table.from_batches([batch]))
+
+
+def _open(url: str, split: Optional[str], columns: Optional[list[str]], output: str, batch_size: int,
+          shuffle_seed: Optional[int] = None, shuffle_buffer: int = 10_000, rank: int = 0, world_size: int = 1,
+          worker: int = 0, num_workers: int = 1) -> DatasetStream:
+    """The arguments of stream() -> this reader's DatasetStream, yielding `output`: "batches", "rows" or "docs"."""
+    for name, value, bound in (("rank", rank, world_size), ("worker", worker, num_workers)):
+        if not 0 <= value < bound:
+            raise ValueError(f"{name} {value} is not in [0, {bound}).")
+    if batch_size < 1 or shuffle_buffer < 0 or (shuffle_seed is not None and shuffle_seed < 0):
+        raise ValueError("batch_size must be at least 1, shuffle_buffer and shuffle_seed not negative.")
+    schema = DOCUMENT_SCHEMA if columns is None else pa.schema([DOCUMENT_SCHEMA.field(c) for c in columns])
+    listing = list_row_groups(url, split)
+    reader, readers = rank * num_workers + worker, world_size * num_workers
+    pieces = divide([group.rows for group in listing.row_groups], reader, readers)
+    identity = {"run_id": listing.run_id, "split": split, "reader": reader, "readers": readers,
+                "batch_size": batch_size, "seed": shuffle_seed, "shuffle_buffer": shuffle_buffer}
+    return DatasetStream(url, listing, pieces, schema, identity, output)
+
+
+def stream(url: str, split: Optional[str] = None, columns: Optional[list[str]] = None, batch_size: int = 1024,
+           shuffle_seed: Optional[int] = None, shuffle_buffer: int = 10_000, rank: int = 0, world_size: int = 1,
+           worker: int = 0, num_workers: int = 1, rows: bool = False) -> DatasetStream:
+    """A prepared dataset (or one split) at any fsspec URL -> a DatasetStream of this reader's rows: pyarrow
+    RecordBatches of DOCUMENT_SCHEMA (or of just `columns`; columns older datasets lack come back null) of
+    at most batch_size rows, or dict rows with rows=True.
+
+    rank / world_size: this process among the training processes; worker / num_workers: this data-loader
+    worker among the process's. shuffle_seed: None streams in file order; an int (>= 0) shuffles each epoch
+    (see set_epoch) with a buffer of shuffle_buffer rows (0: only the row groups' order is shuffled).
+    UnknownSplit (a ValueError) for a split the dataset does not have."""
+    return _open(url, split, columns, "rows" if rows else "batches", batch_size, shuffle_seed, shuffle_buffer,
+                 rank, world_size, worker, num_workers)
+
+
+def iter_docs(url: str, split: Optional[str] = None, batch_size: int = 256, **options) -> DatasetStream:
+    """A prepared dataset (or one split) -> a DatasetStream of DocList[TrainingDoc] batches of at most
+    batch_size documents, converted as load_docs converts Parquet rows (schemas.docarray_docs.table_to_docs).
+    `options`: stream()'s shuffle_seed, shuffle_buffer, rank, world_size, worker, num_workers."""
+    return _open(url, split, None, "docs", batch_size, **options)
