@@ -52,7 +52,7 @@ DUPLICATE_SCHEMA = pa.schema(
         pa.field("similarity", pa.float64(), nullable=False),  # 1.0 for exact; near: its closest match's
         pa.field("removed", pa.bool_(), nullable=False),  # True when it is not in the documents
         pa.field("modality", pa.string()),
-        pa.field("label", pa.string()),
+        pa.field("label", pa.string()),  # label and text: null for an exact duplicate (the kept document's)
         pa.field("text", pa.string()),
         pa.field("uri", pa.string()),
         pa.field("source_file", pa.string()),

@@ -18,10 +18,12 @@ from typing import Iterator, Optional
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from schemas.documents import DOCUMENT_SCHEMA, KEY, RAW
+from transforms.coders import batch_bytes
 from transforms.document_keys import hex_ids, repeats, sort_order, with_loaded_media
-from transforms.duplicates.records import exact_duplicates
+from transforms.duplicates.records import compact, exact_duplicates
 from transforms.stage import COUNTS, DUPLICATES, MAIN, Output, StageOutput, apply_step, count
 from transforms.storage import filesystem, join_url, write_arrow
 
@@ -54,16 +56,25 @@ def removed_repeats(docs, remove_duplicates: bool, order: Optional[np.ndarray] =
     return repeat if media is None else repeat & media
 
 
-def finish_documents(table: pa.Table, remove_duplicates: bool) -> tuple[pa.Table, Optional[pa.RecordBatch]]:
-    """Candidates of one bucket -> (documents of DOCUMENT_SCHEMA sorted by id, the duplicate records of the
-    repeats removed, or None when none was).
+def queries(docs) -> np.ndarray:
+    """(n,) bool: query documents of query-document pairs (their content is their label). A query named by
+    several rows is one document: its repeats are counted (query_repeats) but not listed as duplicates."""
+    label = _array(docs.column("label"))
+    content = pc.coalesce(_array(docs.column("text")), _array(docs.column("uri")))
+    return np.asarray(pc.fill_null(pc.equal(content, label), False))
+
+
+def finish_documents(table: pa.Table, remove_duplicates: bool) -> tuple[pa.Table, Optional[tuple]]:
+    """Candidates of one bucket -> (documents of DOCUMENT_SCHEMA sorted by id, (repeats removed, the
+    duplicate records of those listed), or None when none was removed).
 
     Ids are the hex key, plus `-k` for the k-th later document with the same key (kept repeats)."""
     order = sort_order(table)
     removed = None
     repeat = removed_repeats(table, remove_duplicates, order)
     if repeat.any():
-        removed = exact_duplicates(table, np.flatnonzero(repeat), table.column(KEY).to_numpy())
+        listed = np.flatnonzero(repeat & ~queries(table)) if remove_duplicates else np.flatnonzero(repeat)
+        removed = (int(repeat.sum()), exact_duplicates(table, listed, table.column(KEY).to_numpy()))
         order = order[~repeat[order]]
     table = table.take(pa.array(order))  # one pass over the strings: sort and drop together
     keys = table.column(KEY).to_numpy()
@@ -124,8 +135,15 @@ class _SpillFn(beam.DoFn):
     def process(self, batch: pa.RecordBatch) -> Iterator[Output]:
         # A repeat follows its first copy in key order, so it is in the same bucket: drop repeats before cutting.
         repeat = removed_repeats(batch, self._remove)
-        removed = int(repeat.sum())
         keys = batch.column(KEY).to_numpy()
+        if repeat.any():
+            listed = np.flatnonzero(repeat & ~queries(batch)) if self._remove else np.flatnonzero(repeat)
+            yield Output(COUNTS, count(STAGE, duplicates_removed=int(repeat.sum()),
+                                       query_repeats=int(repeat.sum()) - listed.size))
+            if listed.size:
+                records = exact_duplicates(batch, listed, keys)
+                for bucket, part in split_by_bucket(records, keys[listed], self._buckets):
+                    yield Output(DUPLICATES, (bucket, batch_bytes(compact(part))))
         for bucket, part in split_by_bucket(batch, keys, self._buckets, ~repeat):
             if self._file is None:
                 self._file = _SpillFile(self._staging)
@@ -135,9 +153,6 @@ class _SpillFn(beam.DoFn):
                 yield Output(MAIN, (bucket, self._file.path))
             self._file.parts[bucket].append(part)
             self._file.nbytes += part.nbytes
-        if removed:
-            yield Output(COUNTS, count(STAGE, duplicates_removed=removed))
-            yield Output(DUPLICATES, exact_duplicates(batch, np.flatnonzero(repeat), keys))
         if self._file is not None and self._file.nbytes >= self._spill_bytes:
             self._write()
 
@@ -162,13 +177,16 @@ class _FinishBucketFn(beam.DoFn):
         table, removed = finish_documents(pa.concat_tables(tables), self._remove)
         yield Output(MAIN, (bucket, table))
         if removed is not None:
-            yield Output(COUNTS, count(STAGE, duplicates_removed=removed.num_rows))
-            yield Output(DUPLICATES, removed)
+            repeats_removed, records = removed
+            yield Output(COUNTS, count(STAGE, duplicates_removed=repeats_removed,
+                                       query_repeats=repeats_removed - records.num_rows))
+            if records.num_rows:
+                yield Output(DUPLICATES, (bucket, batch_bytes(compact(records))))
 
 
 class GroupDocuments(beam.PTransform):
     """Stage: main = candidate RecordBatches -> main = (bucket, Table of DOCUMENT_SCHEMA sorted by id) pairs;
-    duplicates += a DUPLICATE_SCHEMA batch of the repeats removed."""
+    duplicates += (bucket, the repeats removed from it as a DUPLICATE_SCHEMA batch in Arrow IPC bytes)."""
 
     def __init__(self, staging: str, buckets: int, remove_duplicates: bool, spill_bytes: int = SPILL_BYTES):
         super().__init__()
@@ -179,3 +197,7 @@ class GroupDocuments(beam.PTransform):
         spilled = apply_step(flow, "SpillToBuckets", spill, None, duplicates=True)
         grouped = spilled.advance(spilled.main | "GroupByBucket" >> beam.GroupByKey())
         return apply_step(grouped, "FinishBuckets", _FinishBucketFn(self._remove), None, duplicates=True)
+
+
+def _array(column) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column

@@ -31,8 +31,8 @@ NAMESPACE = "finetune_etl"
 
 class StageOutput(NamedTuple):
     """What flows from stage to stage: the main PCollection (Arrow batches, file records, ...), and every
-    dead-letter RecordBatch PCollection, count-dict PCollection and duplicate-record RecordBatch
-    PCollection (rows of schemas.documents.DUPLICATE_SCHEMA) produced so far."""
+    dead-letter RecordBatch PCollection, count-dict PCollection and duplicate-record PCollection ((write
+    bucket, a batch of schemas.documents.DUPLICATE_SCHEMA rows as Arrow IPC bytes)) produced so far."""
 
     main: beam.PCollection
     dead_letters: tuple = ()

@@ -144,8 +144,8 @@ def group_checks(split: Optional[dict], duplicates: Optional[dict], counts: dict
             found.append(("near-duplicate clusters found in two splits", 0,
                           split["duplicate_groups_in_two_splits"]))
     if duplicates is not None:
-        found.append(("exact duplicates in the files = counts.duplicates_removed",
-                      counts.get("duplicates_removed", 0), duplicates["exact_removed"]))
+        found.append(("exact duplicates in the files = duplicates_removed - query_repeats",
+                      counts.get("duplicates_removed", 0) - counts.get("query_repeats", 0), duplicates["exact_removed"]))
         for key, figure, name in (("near_duplicate_clusters", "near_clusters", "near-duplicate clusters"),
                                   ("near_duplicates_found", "near_found", "documents in near-duplicate clusters"),
                                   ("near_duplicates_removed", "near_removed", "near duplicates removed")):

@@ -60,7 +60,7 @@ def build(pipeline: beam.Pipeline, job: PrepareJob, progress: bool = False, plan
     flow = (flow
             | "WriteShards" >> WriteShards(job.shards, job.output, job.writers)
             | "WriteDeadLetters" >> WriteDeadLetters(job.shards, job.output, job.buckets)
-            | "WriteDuplicates" >> WriteDuplicates(job.shards, job.output, job.buckets))
+            | "WriteDuplicates" >> WriteDuplicates(job.shards, job.output))
     if progress:
         for i, counts in enumerate(flow.counts):
             _ = counts | f"Progress{i}" >> beam.ParDo(MarkProgress(join_url(job.staging, PROGRESS_FOLDER)))

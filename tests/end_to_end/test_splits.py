@@ -84,7 +84,9 @@ def test_query_document_pairs_keep_queries_and_shared_documents_in_one_split(tmp
     assert_manifest_counts_match_the_files(out, found)
     chained = {row["label"] for rows in found.values() for row in rows if row["text"] == "document 0-0"}
     assert chained == {"query 0", "query 1"}  # the shared document joined its two queries
-    assert_reconciled(out)
+    counts = assert_reconciled(out)
+    duplicates = pipelines.load_manifest(str(out))["shards"]["duplicates"]  # the split keeps the records
+    assert sum(shard["rows"] for shard in duplicates) == counts["duplicates_removed"] > 0
 
 
 def test_labeled_rows_split_by_label_keep_every_class_in_one_split(tmp_path):

@@ -72,12 +72,21 @@ def test_finish_documents_removes_duplicates_and_keeps_the_first_copy():
     """The copy from the earliest (file, row) stays; equal keys with other content (a collision) stay, with `-1`."""
     docs = candidates({"text": "same", KEY: 7, "source_row": 9}, {"text": "same", KEY: 7, "source_row": 3},
                       {"text": "collides", KEY: 7, "source_row": 12, "label": "x"}, {"text": "other", KEY: 1})
-    table, removed = finish_documents(docs, True)
-    assert removed.to_pylist() == [{
+    table, (repeats_removed, listed) = finish_documents(docs, True)
+    assert repeats_removed == 1 and listed.to_pylist() == [{
         "id": None, "kept_id": "0000000000000007", "kind": "exact", "similarity": 1.0, "removed": True,
-        "modality": "text", "label": None, "text": "same", "uri": None, "source_file": "in.csv", "source_row": 9}]
+        "modality": "text", "label": None, "text": None, "uri": None, "source_file": "in.csv", "source_row": 9}]
     assert [(r["id"], r["text"], r["source_row"]) for r in table.to_pylist()] == [
         ("0000000000000001", "other", 4), ("0000000000000007", "same", 3), ("0000000000000007-1", "collides", 12)]
+
+
+def test_a_query_named_by_several_rows_is_counted_but_not_listed():
+    """In query-document pairs the query document repeats once per row: one document, not a duplicate."""
+    docs = candidates({"text": "q", "label": "q", KEY: 5, "source_row": 1}, {"text": "q", "label": "q", KEY: 5, "source_row": 2},
+                      {"text": "d", "label": "q", KEY: 6, "source_row": 1}, {"text": "d", "label": "q", KEY: 6, "source_row": 3})
+    table, (repeats_removed, listed) = finish_documents(docs, True)
+    assert table.num_rows == 2 and repeats_removed == 2
+    assert [(r["kept_id"], r["source_row"]) for r in listed.to_pylist()] == [("0000000000000006", 3)]
 
 
 # --- the stage --------------------------------------------------------------------------------------------

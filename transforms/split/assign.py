@@ -31,8 +31,12 @@ class SplitPlan:
     sizes: np.ndarray
 
     def split_of(self, groups: np.ndarray) -> np.ndarray:
-        """(n,) uint64 group ids (each one planned) -> (n,) int8 split index."""
-        return self.splits[np.searchsorted(self.groups, groups)]
+        """(n,) uint64 group ids (each one planned) -> (n,) int8 split index (searched in ascending order:
+        several times faster than in any order)."""
+        order = np.argsort(groups)
+        at = np.empty(len(groups), dtype=np.intp)
+        at[order] = np.searchsorted(self.groups, groups[order])
+        return self.splits[at]
 
 
 def _seeded(values: np.ndarray, seed: int, salt: np.uint64) -> np.ndarray:

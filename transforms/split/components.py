@@ -80,13 +80,18 @@ def merged(parts: list) -> Sources:
                    np.maximum.reduceat(below[order], starts))
 
 
-def _at(sources: Sources, u: np.ndarray) -> np.ndarray:
-    """Source nodes u (uint64 array) -> the index of each in sources.nodes (searched in ascending order: four
-    times faster than in u's order)."""
-    order = np.argsort(u)
-    at = np.empty(u.size, dtype=np.intp)
-    at[order] = np.searchsorted(sources.nodes, u[order])
+def positions(ascending: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """An ascending uint64 array (k,), k > 0, and values (n,) -> (n,) the index of each value in it, or of
+    where it would go, at most k - 1 (searched in ascending order: four times faster than in any order)."""
+    order = np.argsort(values)
+    at = np.empty(values.size, dtype=np.intp)
+    at[order] = np.minimum(np.searchsorted(ascending, values[order]), ascending.size - 1)
     return at
+
+
+def _at(sources: Sources, u: np.ndarray) -> np.ndarray:
+    """Source nodes u (uint64 array) -> the index of each in sources.nodes."""
+    return positions(sources.nodes, u) if u.size else np.zeros(0, dtype=np.intp)
 
 
 def _distinct(a: np.ndarray, b: np.ndarray) -> tuple:
@@ -158,14 +163,19 @@ def forest(a: np.ndarray, b: np.ndarray) -> tuple:
 
 def resolve_residual(a: np.ndarray, b: np.ndarray) -> tuple:
     """Residual edges (a, b) (uint64 arrays) -> (nodes, roots): every node of the residual graph ascending,
-    and the smallest node of its component there (scipy's connected_components over the nodes numbered
-    0..n-1)."""
+    and the smallest node of its component there."""
     nodes, index = np.unique(np.concatenate([a, b]), return_inverse=True)
-    graph = coo_array((np.ones(a.size, dtype=np.int32), (index[:a.size], index[a.size:])),
-                      shape=(nodes.size, nodes.size))
-    _, labels = connected_components(graph, directed=False)
-    first = np.unique(labels, return_index=True)[1]  # nodes ascend: a label's first node is its smallest
-    return nodes, nodes[first[labels]]
+    return nodes, smallest_connected(nodes, index[:a.size], index[a.size:])
+
+
+def smallest_connected(nodes: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Nodes ascending (k,) uint64 and edges between them as indices into nodes (a, b) (m,) -> (k,) uint64
+    the smallest node connected to each, itself when it has no edge (scipy's connected_components)."""
+    graph = coo_array((np.ones(a.size, dtype=np.int32), (a, b)), shape=(nodes.size, nodes.size))
+    count, labels = connected_components(graph, directed=False)
+    first = np.full(count, nodes.size, dtype=np.intp)  # nodes ascend: a label's first node is its smallest
+    np.minimum.at(first, labels, np.arange(nodes.size))
+    return nodes[first[labels]]
 
 
 def component_of(smallest: np.ndarray, residual_nodes: np.ndarray, residual_roots: np.ndarray) -> np.ndarray:
@@ -173,7 +183,7 @@ def component_of(smallest: np.ndarray, residual_nodes: np.ndarray, residual_root
     residual nodes (ascending, as resolve_residual gives them)."""
     if not residual_nodes.size:
         return smallest
-    at = np.minimum(np.searchsorted(residual_nodes, smallest), residual_nodes.size - 1)
+    at = positions(residual_nodes, smallest)
     return np.where(residual_nodes[at] == smallest, residual_roots[at], smallest)
 
 

@@ -1,13 +1,17 @@
-"""The graph a split is made from: documents linked to their content and, where the split keeps labels
-whole, to their label (plain Arrow and numpy, no Beam).
+"""The graph a split is made from: documents linked to their content, to their near-duplicate cluster and,
+where the split keeps labels whole, to their label (plain Arrow and numpy, no Beam).
 
 Nodes are uint64: a piece of content is a salted hash of (modality, content), where content is the text,
 or the loaded bytes of an image (the same photo under two URIs is one piece of content), or the URI when
-nothing was loaded; a label is a salted hash of the label. A document is not a node of its own: it joins
-its content (both chunks' for a two-chunk document) and, where labels are kept whole, its label, by edges
+nothing was loaded; a label is a salted hash of the label; a near-duplicate cluster is a salted hash of its
+`duplicate_group` (the id its members share). A document is not a node of its own: it joins its content
+(both chunks' for a two-chunk document), its cluster and, where labels are kept whole, its label, by edges
 from its primary node (its content, or its first chunk's). Two documents end up in one group exactly when
-a chain of shared content or labels joins them. A document's key (from its id) names it in the joins.
+a chain of shared content, clusters or labels joins them. `document_nodes` reads a document's key back
+from its id.
 """
+from typing import Optional
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,6 +20,7 @@ from transforms.hashing import category_hashes, column_hashes, combined_hashes
 
 _CONTENT_SALT = np.uint64(0xC0FFEE0DDF00D5)
 _LABEL_SALT = np.uint64(0x1ABE1ED0C5)
+_DUPLICATE_SALT = np.uint64(0xD0B1E6C1A5)
 _HEX = np.full(256, 255, dtype=np.uint8)
 _HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
 
@@ -43,26 +48,49 @@ def document_nodes(ids: pa.Array) -> np.ndarray:
 def content_nodes(modality: pa.Array, text: pa.Array, uri: pa.Array, blob: pa.Array) -> np.ndarray:
     """Content columns of n documents or chunks -> (n,) uint64 content nodes (text, else blob, else uri)."""
     text, uri, blob = _array(text), _array(uri), _array(blob)
-    chosen = column_hashes(uri)
-    has_blob = np.asarray(blob.is_valid())
-    if has_blob.any():
-        chosen[has_blob] = column_hashes(blob.filter(pa.array(has_blob)))
-    has_text = np.asarray(text.is_valid())
-    if has_text.any():
-        chosen[has_text] = column_hashes(text.filter(pa.array(has_text)))
+    chosen = column_hashes(text) if not text.null_count else _over(_over(column_hashes(uri), blob), text)
     return combined_hashes([np.full(len(chosen), _CONTENT_SALT), category_hashes(_array(modality)), chosen])
 
 
-def label_nodes(labels: pa.Array) -> np.ndarray:
-    """(n,) labels (none null) -> (n,) uint64 label nodes (each distinct label hashed once)."""
-    return combined_hashes([np.full(len(labels), _LABEL_SALT), category_hashes(_array(labels))])
+def _over(chosen: np.ndarray, column: pa.Array) -> np.ndarray:
+    """(n,) hashes and a column of n values -> the hashes with the column's column_hashes where it has a
+    value (the column is copied only when some are missing)."""
+    if not column.null_count:
+        return column_hashes(column)
+    present = np.asarray(column.is_valid())
+    if present.any():
+        chosen[present] = column_hashes(column.filter(pa.array(present)))
+    return chosen
 
 
-def document_graph(documents: pa.Table, keep_labels_whole: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A table of DOCUMENT_SCHEMA -> (primary, u, v): each document's primary node (n,) uint64, the content
-    node of the document or of its first chunk; and the edges (u, v) (m,) uint64 (repeats possible) that join nodes
-    through documents: a document's primary node to its other chunks' content and, when keep_labels_whole,
-    to its label. A document's group is its primary node's component (the node itself when no edge has it)."""
+def label_hashes(labels: pa.Array) -> np.ndarray:
+    """(n,) labels -> (n,) uint64: each label's column_hashes value (each distinct label hashed once), 0 where
+    there is none."""
+    labels = _array(labels)
+    hashes = category_hashes(labels)
+    if labels.null_count:
+        hashes[np.asarray(labels.is_null())] = 0
+    return hashes
+
+
+def label_nodes(hashes: np.ndarray) -> np.ndarray:
+    """(n,) label_hashes of labels (none null) -> (n,) uint64 label nodes."""
+    return combined_hashes([np.full(len(hashes), _LABEL_SALT), hashes])
+
+
+def duplicate_nodes(groups: pa.Array) -> np.ndarray:
+    """(n,) duplicate_group values (none null) -> (n,) uint64 near-duplicate cluster nodes."""
+    return combined_hashes([np.full(len(groups), _DUPLICATE_SALT), column_hashes(_array(groups))])
+
+
+def document_graph(documents: pa.Table, keep_labels_whole: bool,
+                   labels: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A table of DOCUMENT_SCHEMA (n rows) -> (primary, u, v): each document's primary node (n,) uint64, the
+    content node of the document or of its first chunk; and the edges (u, v) (m,) uint64 (repeats possible)
+    that join nodes through documents: a document's primary node to its other chunks' content, to its
+    near-duplicate cluster (where `duplicate_group` is set) and, when keep_labels_whole, to its label.
+    `labels`: the table's (n,) label_hashes, when the caller has them. A document's group is its primary
+    node's component (the node itself when no edge has it)."""
     chunks = _array(documents.column("chunks"))
     flat = np.asarray(chunks.is_null())
     primary = np.empty(documents.num_rows, dtype=np.uint64)
@@ -82,11 +110,17 @@ def document_graph(documents: pa.Table, keep_labels_whole: bool) -> tuple[np.nda
         owner_primary = np.repeat(primary, lengths)
         us.append(owner_primary)
         vs.append(nodes)
+    duplicates = _array(documents.column("duplicate_group"))
+    if duplicates.null_count < len(duplicates):
+        member = np.asarray(duplicates.is_valid())
+        us.append(primary[member])
+        vs.append(duplicate_nodes(duplicates.filter(pa.array(member))))
     if keep_labels_whole:
-        labels = _array(documents.column("label"))
-        labelled = np.asarray(labels.is_valid())
+        column = _array(documents.column("label"))
+        labelled = np.asarray(column.is_valid())
+        hashes = label_hashes(column) if labels is None else labels
         us.append(primary[labelled])
-        vs.append(label_nodes(labels.filter(pa.array(labelled)) if not labelled.all() else labels))
+        vs.append(label_nodes(hashes[labelled]))
     if not us:
         return primary, np.zeros(0, np.uint64), np.zeros(0, np.uint64)
     u, v = np.concatenate(us), np.concatenate(vs)
@@ -95,4 +129,7 @@ def document_graph(documents: pa.Table, keep_labels_whole: bool) -> tuple[np.nda
 
 
 def _array(column) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    """A column as one Array (combine_chunks copies even a single chunk: that one is taken as it is)."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()

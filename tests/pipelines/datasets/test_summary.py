@@ -1,6 +1,7 @@
 """`finetune-etl summary`: its figures against the manifest and against the Parquet files read with pyarrow,
 splits and duplicates included."""
 import json
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -226,7 +227,7 @@ def test_duplicates_section_counts_the_duplicates_files(clustered, capsys, monke
         ("img/hopper.jpg", False), ("img/hopper-copy.jpg", False), ("removed/hopper_gray.jpg", True)]
     assert s["splits"]["duplicate_groups_in_two_splits"] == 0 and failing(s) == []
     assert {c["check"] for c in s["checks"]} >= {
-        "near-duplicate clusters found in two splits", "exact duplicates in the files = counts.duplicates_removed",
+        "near-duplicate clusters found in two splits", "exact duplicates in the files = duplicates_removed - query_repeats",
         "near-duplicate clusters in the files = counts.near_duplicate_clusters",
         "documents in near-duplicate clusters in the files = counts.near_duplicates_found",
         "near duplicates removed in the files = counts.near_duplicates_removed",
@@ -269,21 +270,34 @@ def test_text_clusters_show_their_texts_cut_short(near_texts, capsys, monkeypatc
 
 
 def test_exact_duplicates_removed_are_counted_and_checked(stand_in, tmp_path, capsys):
-    """Query-document pairs repeat a query: the run removes the copies and lists them in its duplicates
-    folder; the summary counts them there and finds they agree with counts.duplicates_removed, and finds
-    a row too many (added by the stand-in) does not."""
-    out = run_prepare(tmp_path, EXAMPLES / "seed-pairs.csv", "--layout", "pairs", "--format", "parquet")
-    removed = load_manifest(str(out))["counts"]["duplicates_removed"]
-    rice = next(doc for doc in pipelines.load_table(str(out)).to_pylist() if doc["text"] == "Rice dishes")
+    """The same photo under two names in one label: the run removes the copy and lists it; the summary counts
+    it from the files and finds it agrees with the manifest, and finds a row too many (added by hand) does not."""
+    (tmp_path / "img").mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copyfile(ROOT / "tests" / "data" / "images" / "hopper.jpg", tmp_path / "img" / name)
+    (tmp_path / "photos.csv").write_text("img/a.jpg,hopper\nimg/b.jpg,hopper\n")
+    out = run_prepare(tmp_path, tmp_path / "photos.csv", "--is-labeled", "--format", "parquet")
+    assert load_manifest(str(out))["counts"]["duplicates_removed"] == 1
+    (kept,) = pipelines.load_table(str(out)).to_pylist()
     s = summary_json(capsys, str(out))
-    assert removed >= 1 and s["duplicates"]["exact_removed"] == removed and s["duplicates"]["near_clusters"] == 0
-    (cluster,) = [c for c in s["duplicates"]["largest_clusters"] if c["kept_id"] == rice["id"]]
+    assert s["duplicates"]["exact_removed"] == 1 and s["duplicates"]["near_clusters"] == 0
+    (cluster,) = [c for c in s["duplicates"]["largest_clusters"] if c["kept_id"] == kept["id"]]
     assert cluster["kind"] == "exact" and cluster["similarity"] == {"min": 1.0, "max": 1.0}
-    assert {(e["id"], e["removed"], e["text"]) for e in cluster["examples"]} == {(None, True, "Rice dishes")}
+    assert [(e["id"], e["removed"], e["uri"]) for e in cluster["examples"]] == [(None, True, "img/b.jpg")]
     assert failing(s) == []
-    one_more = {"kept_id": rice["id"], "kind": "exact", "similarity": 1.0, "removed": True, "text": "Rice dishes"}
+    one_more = {"kept_id": kept["id"], "kind": "exact", "similarity": 1.0, "removed": True, "uri": "img/c.jpg"}
     stand_in.duplicates(out, [one_more], {})
-    assert failing(summary_json(capsys, str(out))) == ["exact duplicates in the files = counts.duplicates_removed"]
+    assert failing(summary_json(capsys, str(out))) == ["exact duplicates in the files = duplicates_removed - query_repeats"]
+
+
+def test_a_query_named_by_several_rows_is_counted_not_listed(tmp_path, capsys):
+    """Query-document pairs repeat a query once per row: one document, counted in query_repeats and not
+    listed; the check still holds."""
+    out = run_prepare(tmp_path, EXAMPLES / "seed-pairs.csv", "--layout", "pairs", "--format", "parquet")
+    counts = load_manifest(str(out))["counts"]
+    assert counts["duplicates_removed"] == counts["query_repeats"] >= 1
+    s = summary_json(capsys, str(out))
+    assert s["duplicates"]["exact_removed"] == 0 and failing(s) == []
 
 
 def test_a_dataset_from_before_duplicates_shows_none(old_split_images, capsys, monkeypatch):

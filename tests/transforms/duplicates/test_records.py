@@ -17,7 +17,7 @@ def docs() -> pa.Table:
 def test_an_exact_repeat_names_the_id_its_key_gives_and_keeps_no_credentials():
     (row,) = exact_duplicates(docs(), np.array([0]), np.array([0xABC, 1], dtype=np.uint64)).to_pylist()
     assert row == {"id": None, "kept_id": "0000000000000abc", "kind": EXACT, "similarity": 1.0, "removed": True,
-                   "modality": "image", "label": "cat", "text": None, "uri": "https://REDACTED@host/a.jpg",
+                   "modality": "image", "label": None, "text": None, "uri": "https://REDACTED@host/a.jpg",
                    "source_file": "in.csv", "source_row": 3}
 
 

@@ -7,7 +7,8 @@ from scipy.sparse.csgraph import connected_components
 
 from schemas.documents import DOCUMENT_SCHEMA
 from transforms.document_keys import hex_ids
-from transforms.split.nodes import document_graph, document_nodes, keeps_labels_whole
+from transforms.hashing import column_hashes
+from transforms.split.nodes import document_graph, document_nodes, keeps_labels_whole, label_hashes
 
 
 def table(*docs: dict) -> pa.Table:
@@ -75,6 +76,38 @@ def test_a_document_with_nothing_shared_has_no_edge():
     group unless its content repeats: the same primary node)."""
     primary, u, v = document_graph(table(dict(text="a", label="x"), dict(text="a", label="y")), False)
     assert u.size == 0 and primary[0] == primary[1]
+
+
+def test_near_duplicates_join_through_their_duplicate_group():
+    """Documents 1 and 2 (different content) are one near-duplicate cluster, kept id 1; document 3 is in
+    none; 4 and 5 are another cluster. Only documents marked with the same duplicate_group join."""
+    docs = table(dict(text="a photo", duplicate_group="0000000000000001"),
+                 dict(text="the photo, cropped", duplicate_group="0000000000000001"),
+                 dict(text="another photo"),
+                 dict(text="b", label="x", duplicate_group="0000000000000004"),
+                 dict(text="b, resized", label="y", duplicate_group="0000000000000004"))
+    primary, u, v = document_graph(docs, keep_labels_whole=False)
+    assert u.size == 4 and set(u.tolist()) == {int(primary[i]) for i in (0, 1, 3, 4)}
+    assert groups(docs, keep_labels_whole=False) == [{1, 2}, {3}, {4, 5}]
+    assert groups(docs, keep_labels_whole=True) == [{1, 2}, {3}, {4, 5}]
+
+
+def test_a_cluster_node_is_not_a_content_or_label_node():
+    """The same string as a duplicate_group, a text and a label: three different nodes (salted apart)."""
+    docs = table(dict(text="0000000000000002", duplicate_group="0000000000000002", label="0000000000000002"),
+                 dict(text="other"))
+    primary, u, v = document_graph(docs, keep_labels_whole=True)
+    assert len({int(primary[0]), *v.tolist()}) == 3
+
+
+def test_label_hashes_are_the_column_hashes_of_labels_and_0_without_one():
+    labels = pa.array(["x", None, "y", "x", None])
+    expected = column_hashes(labels)
+    expected[[1, 4]] = 0
+    assert label_hashes(labels).tolist() == expected.tolist()
+    docs = table(dict(text="a", label="x"), dict(text="b"), dict(text="c", label="y"))
+    given = document_graph(docs, True, label_hashes(docs.column("label")))
+    assert [x.tolist() for x in given] == [x.tolist() for x in document_graph(docs, True)]
 
 
 @pytest.mark.parametrize("layout, split_by, whole", [

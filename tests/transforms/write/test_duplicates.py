@@ -1,6 +1,7 @@
-"""transforms.write.duplicates: the WriteDuplicates stage in a real pipeline writes every duplicate record
-the flow carries (from the group and near-duplicate stages) to duplicates/, sorted by source file and row,
-and hands on the other FileRecords plus its own, with no duplicate records left in the flow."""
+"""transforms.write.duplicates: the WriteDuplicates stage in a real pipeline writes the duplicate records
+the flow carries for a bucket (from the group and near-duplicate stages) to that bucket's duplicates/
+shard, sorted by source file and row, and hands on the other FileRecords plus its own, with no duplicate
+records left in the flow."""
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
@@ -10,6 +11,7 @@ from apache_beam.testing.util import assert_that
 
 from schemas.documents import CANDIDATE_SCHEMA, DUPLICATE_SCHEMA
 from schemas.options import OutputOptions
+from transforms.coders import batch_bytes
 from transforms.duplicates.records import NEAR, duplicate_records, exact_duplicates
 from transforms.stage import StageOutput
 from transforms.write.duplicates import WriteDuplicates
@@ -43,7 +45,8 @@ def test_duplicates_of_two_stages_are_written_sorted(tmp_path):
 
     with TestPipeline() as p:
         flow = StageOutput(p | "Files" >> beam.Create([other]), (), (),
-                           (p | "Exact" >> beam.Create([exact]), p | "Near" >> beam.Create([near])))
-        out = flow | "WriteDuplicates" >> WriteDuplicates(str(tmp_path), OPTIONS, buckets=1)
+                           (p | "Exact" >> beam.Create([(0, batch_bytes(exact))]),
+                            p | "Near" >> beam.Create([(0, batch_bytes(near))])))
+        out = flow | "WriteDuplicates" >> WriteDuplicates(str(tmp_path), OPTIONS)
         assert out.duplicates == ()
         assert_that(out.main, written)

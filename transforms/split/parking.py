@@ -1,0 +1,52 @@
+"""What the split stage keeps in the staging folder between its steps, as Arrow IPC files: each bucket's
+documents until their splits are known, its documents' rows for the plan, its links cut by partition.
+Beam carries only the files' paths: bulk data copied through a runner's data plane costs several times
+its size in CPU and fresh memory pages.
+
+On a local disk the files are uncompressed, written by pyarrow itself and memory-mapped when read (a
+reader touches only the columns and record batches it uses; lz4 and Python file objects cost more CPU
+than the bytes they save there); on object stores they are lz4-compressed (transforms.storage).
+"""
+import posixpath
+
+import pyarrow as pa
+
+from transforms.storage import filesystem, read_arrow, write_arrow
+from transforms.uris import is_local
+
+_PARTS = b"parts"  # schema metadata of a file cut in parts: the part of each record batch, comma-separated
+
+
+def park(table: pa.Table, url: str) -> None:
+    """Write a table (its record batches as they are) to url."""
+    if not is_local(url):
+        write_arrow(table, url)
+        return
+    fs, path = filesystem(url)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def unpark(url: str) -> pa.Table:
+    """The table parked at url."""
+    if not is_local(url):
+        return read_arrow(url)
+    with pa.memory_map(filesystem(url)[1]) as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def park_parts(parts: list[tuple[int, pa.RecordBatch]], url: str) -> None:
+    """(part, record batch) pairs of one schema -> one file at url, each part's batch readable alone."""
+    listed = ",".join(str(part) for part, _ in parts).encode()
+    schema = parts[0][1].schema.with_metadata({_PARTS: listed})
+    park(pa.Table.from_batches([batch.replace_schema_metadata(schema.metadata) for _, batch in parts], schema), url)
+
+
+def unpark_part(url: str, part: int) -> pa.RecordBatch:
+    """One part's record batch of a file written by park_parts (only that batch is read)."""
+    fs, path = filesystem(url)
+    with (pa.memory_map(path) if is_local(url) else fs.open(path, "rb")) as source:
+        reader = pa.ipc.open_file(source)
+        index = reader.schema.metadata[_PARTS].decode().split(",").index(str(part))
+        return reader.get_batch(index).replace_schema_metadata(None)
