@@ -1,9 +1,9 @@
 """Smoke tests of the benchmark scripts: each starts, runs its variants on a tiny input and writes its report
 (markdown section and PNG charts) to a temporary place. No timing is asserted.
 
-The three scripts are independent (each its own folders, inputs and loopback server) and each runs its variants
-one at a time, so the `benches` fixture starts all three at once and each test waits for its own: on two or
-more cores the module takes about as long as its slowest script instead of the sum of the three."""
+The scripts are independent (each its own folders, inputs and loopback server) and each runs its variants
+one at a time, so the `benches` fixture starts them all at once and each test waits for its own: on two or
+more cores the module takes about as long as its slowest script instead of the sum of them."""
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +53,8 @@ BENCHES = {
                 "scaling_bench", "--rows", "300,900", "--variants", "beam", "--layout", "labeled"),
     "media": ("test_media_bench_fetches_over_loopback_http_and_samples",
               "media_bench", "--copies", "1", "--only", "http,sampling", "--quick", "--data", "{test_data}"),
+    "duplicates": ("test_duplicates_bench_runs_plain_and_near_and_finds_the_photo_copies",
+                   "duplicates_bench", "--layout", "", "--images", "20"),
 }
 
 
@@ -110,3 +112,17 @@ def test_media_bench_fetches_over_loopback_http_and_samples(benches):
     table = pipelines.load_table(str(documents), columns=["uri", "blob", "width"])
     assert table.num_rows > 0 and table.column("blob").null_count == 0  # every image really came over HTTP
     assert all(uri.startswith("http://127.0.0.1:") for uri in table.column("uri").to_pylist())
+
+
+def test_duplicates_bench_runs_plain_and_near_and_finds_the_photo_copies(benches):
+    """Photos only (two prepare runs): the text cases differ only in the CSV they make."""
+    bench = benches["duplicates"]
+    report, tmp_path = bench.report(), bench.folder
+    assert "## Near duplicates" in report and "`python -m bench.duplicates_bench --workdir" in report
+    rows = {cells[1]: cells for cells in (line.strip("| ").split(" | ") for line in report.splitlines())
+            if cells[0] == "photos, 20 (2 near copies)"}
+    assert set(rows) == {"plain", "--near-duplicates"}, report
+    assert rows["plain"][6] == rows["--near-duplicates"][6] == "20" and rows["plain"][7:9] == ["0", "0"]
+    found, clusters = int(rows["--near-duplicates"][7]), int(rows["--near-duplicates"][8])
+    assert found >= 4 and clusters >= 2, rows  # each copy with its original
+    assert_charts(report, tmp_path, ["near-duplicates.png"])

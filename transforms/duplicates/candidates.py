@@ -1,8 +1,9 @@
 """The verified similar pairs among rows that share a band key (plain numpy, no Beam).
 
 In: rows (key uint64, node uint64, signature), e.g. all the rows of a set of band keys gathered on one
-worker, and a vectorized similarity of two stacks of signatures with its threshold. Out: each unordered
-pair of nodes that shares a key and passes the threshold, once, as (a, b, similarity) with a < b.
+worker, or keys with the index of their piece (node, signature), which then holds its signature once for
+all its keys; and a vectorized similarity of two stacks of signatures with its threshold. Out: each
+unordered pair of nodes that shares a key and passes the threshold, once, as (a, b, similarity) with a < b.
 
 Rows with equal keys are the candidates: a run of L rows gives its L * (L - 1) / 2 pairs, generated for
 all runs of one length at once (np.triu_indices per distinct length) and verified PAIR_CHUNK pairs at a
@@ -17,7 +18,7 @@ Every band key carries its band (or block, or quantisation) in its top byte (`ta
 different bands of one kind never collide, whatever their hashes. A pair is reported once per call: a
 pair whose keys went to different workers comes out of each of them.
 """
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -45,22 +46,31 @@ def tagged_keys(hashes: np.ndarray, tag: int) -> np.ndarray:
 
 def similar_pairs(keys: np.ndarray, nodes: np.ndarray, signatures: np.ndarray,
                   similarity: Callable[[np.ndarray, np.ndarray], np.ndarray], threshold: float,
-                  larger_is_closer: bool = True, max_run: int = MAX_RUN, window: int = WINDOW) -> Pairs:
-    """Rows keys (m,) uint64, nodes (m,) uint64 and signatures (m, ...) -> the Pairs of distinct nodes that
-    share a key and whose similarity(signatures_i (p, ...), signatures_j (p, ...)) -> (p,) is >= threshold
-    (<= threshold when not larger_is_closer, for distances); a pair found through several keys once."""
-    if not len(keys) == len(nodes) == len(signatures):
-        raise ValueError(f"keys, nodes and signatures need one row each: {len(keys)}, {len(nodes)}, {len(signatures)}")
+                  larger_is_closer: bool = True, max_run: int = MAX_RUN, window: int = WINDOW,
+                  owners: Optional[np.ndarray] = None) -> Pairs:
+    """Rows keys (m,) uint64 of pieces with nodes (k,) uint64 and signatures (k, ...) -> the Pairs of distinct
+    nodes that share a key and whose similarity(signatures_i (p, ...), signatures_j (p, ...)) -> (p,) is >=
+    threshold (<= threshold when not larger_is_closer, for distances); a pair found through several keys
+    once. Key r is of piece owners[r] ((m,) indices into nodes and signatures, so a piece's signature is
+    held once for all its keys); without owners, of piece r (m = k)."""
+    if owners is None:
+        if not len(keys) == len(nodes) == len(signatures):
+            raise ValueError(f"keys, nodes and signatures need one row each: {len(keys)}, {len(nodes)}, "
+                             f"{len(signatures)}")
+        owners = np.arange(len(keys))
+    elif not (len(keys) == len(owners) and len(nodes) == len(signatures)):
+        raise ValueError(f"keys need an owner each and pieces a node and a signature each: {len(keys)} keys, "
+                         f"{len(owners)} owners, {len(nodes)} nodes, {len(signatures)} signatures")
     order = np.argsort(keys, kind="stable")
-    keys, nodes, signatures = keys[order], nodes[order], signatures[order]
+    keys, owners = keys[order], np.asarray(owners)[order]
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if keys.size else np.zeros(0, np.intp)
     lengths = np.diff(np.r_[starts, keys.size])
-    found = [_verified(i, j, nodes, signatures, similarity, threshold, larger_is_closer)
+    found = [_verified(owners[i], owners[j], nodes, signatures, similarity, threshold, larger_is_closer)
              for i, j in _run_pairs(starts, lengths, max_run)]
     long = lengths > max_run
     if long.any():
         found += [_verified(i, j, nodes, signatures, similarity, threshold, larger_is_closer)
-                  for i, j in _window_pairs(starts[long], lengths[long], signatures, window)]
+                  for i, j in _window_pairs(starts[long], lengths[long], owners, signatures, window)]
     return _distinct(found)
 
 
@@ -76,24 +86,24 @@ def _run_pairs(starts: np.ndarray, lengths: np.ndarray, max_run: int):
             yield (chunk + first).ravel(), (chunk + second).ravel()
 
 
-def _window_pairs(starts: np.ndarray, lengths: np.ndarray, signatures: np.ndarray, window: int):
-    """Long runs (starts, lengths) -> chunks (i, j) of row indices: each row of a run and each of the
-    `window` rows after it in the run's signature order."""
+def _window_pairs(starts: np.ndarray, lengths: np.ndarray, owners: np.ndarray, signatures: np.ndarray, window: int):
+    """Long runs (starts, lengths) of rows owned by pieces `owners` -> chunks (i, j) of piece indices: each
+    row of a run and each of the `window` rows after it in the run's signature order."""
     rows = np.repeat(starts, lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     run = np.repeat(np.arange(starts.size), lengths)
-    columns = signatures[rows].reshape(rows.size, -1)
-    rows = rows[np.lexsort((*columns.T[::-1], run))]  # by run, then by signature, first column first
+    columns = signatures[owners[rows]].reshape(rows.size, -1)
+    pieces = owners[rows[np.lexsort((*columns.T[::-1], run))]]  # by run, then by signature, first column first
     run = np.sort(run)
     for step in range(1, window + 1):
         same_run = run[step:] == run[:-step]
-        i, j = rows[:-step][same_run], rows[step:][same_run]
+        i, j = pieces[:-step][same_run], pieces[step:][same_run]
         for at in range(0, i.size, PAIR_CHUNK):
             yield i[at:at + PAIR_CHUNK], j[at:at + PAIR_CHUNK]
 
 
 def _verified(i: np.ndarray, j: np.ndarray, nodes: np.ndarray, signatures: np.ndarray, similarity, threshold: float,
               larger_is_closer: bool) -> tuple:
-    """Candidate row pairs (i, j) -> (a, b, similarity) of those of distinct nodes that pass, a < b."""
+    """Candidate piece pairs (i, j) -> (a, b, similarity) of those of distinct nodes that pass, a < b."""
     keep = nodes[i] != nodes[j]
     i, j = i[keep], j[keep]
     values = np.asarray(similarity(signatures[i], signatures[j]), dtype=np.float64)

@@ -4,21 +4,29 @@ those of a near-duplicate cluster marked with `duplicate_group` (the id kept for
 duplicate record.
 
     (bucket, table) -> park the table in the staging folder; its content pieces (a document's own text,
-                       image or point cloud, or each chunk's) -> signatures and band keys
-    band rows       -> grouped by (kind, band key partition): pairs of documents that share a band key,
+                       image or point cloud, or each chunk's) -> signatures and band keys -> band rows,
+                       gathered per kind over a worker's buckets into band files in the staging folder
+    band files      -> grouped by (kind, band key partition): pairs of documents that share a band key,
                        verified on their signatures (transforms/duplicates/candidates.py) -> edges
     edges           -> ConnectedComponents: a cluster's id is its smallest document key, so the kept
                        document is the cluster's smallest id
     (bucket, path) + that bucket's cluster members -> the parked table, marked (and thinned)
 
 A document's key (its id's 16 hex digits) names it here; its write bucket is that key modulo the number of
-buckets (the group stage cut them so), so a cluster member's answer goes straight to its bucket. Band rows
-cross the shuffle as Arrow record batches in bytes; a text's MinHash signature travels as one byte per
-permutation (the low byte: equal entries stay equal, unequal ones collide 1 time in 256, which raises an
-estimated similarity by at most 0.4 points).
+buckets (the group stage cut them so), so a cluster member's answer goes straight to its bucket.
+
+Band rows go through the staging folder, as the group stage's candidates do: only (partition, path) pairs
+cross the shuffle (on the DirectRunner, 200 MB of band rows in shuffled elements cost as much as all the
+signatures: Beam's data channel copies them a dozen times). A band file holds a record batch per partition
+and bucket, a row per piece with the piece's keys of that partition (its signature once, not once per key);
+a file gathers many buckets, so the pairs step opens a few files, not one per bucket. A text's
+MinHash signature is kept as one byte per permutation (the low byte: equal entries stay equal, unequal
+ones collide 1 time in 256, which raises an estimated similarity by at most 0.4 points).
 """
 from __future__ import annotations  # keeps Beam from reading StageOutput annotations as element types
 
+import math
+import uuid
 from typing import Iterator
 
 import apache_beam as beam
@@ -31,17 +39,19 @@ from transforms.coders import batch_bytes, bytes_batch
 from transforms.document_keys import hex_ids
 from transforms.duplicates.candidates import similar_pairs
 from transforms.duplicates.cloud_signatures import CLOUD_MATCH, cloud_band_keys, cloud_signatures, cloud_similarity
-from transforms.duplicates.image_signatures import hamming, image_band_keys, image_hashes
-from transforms.duplicates.records import NEAR, duplicate_records
+from transforms.duplicates.records import NEAR, compact, duplicate_records
 from transforms.duplicates.text_signatures import minhash_signatures, text_band_keys, text_similarity
 from transforms.split.components import ConnectedComponents
 from transforms.split.nodes import document_nodes
 from transforms.stage import COUNTS, DUPLICATES, MAIN, Output, SplitOutputs, StageOutput, count
-from transforms.storage import join_url, read_arrow, write_arrow
+from transforms.storage import filesystem, join_url, read_arrow, write_arrow
 
 STAGE = "near_duplicates"
 BANDS, EDGES, BEST = "bands", "edges", "best"
 _PARKED = "parked"
+_FOLDER = "near_duplicates"  # in the staging folder: parked tables and band files
+_PARTS = b"parts"  # band file schema metadata: "partition:bucket" of each record batch, comma-separated
+BAND_FILE_BYTES = 64 << 20  # a band file holds about this much of a worker's band rows
 TEXT, IMAGE, MESH = "text", "image", "mesh"
 
 
@@ -68,77 +78,157 @@ def content_pieces(table: pa.Table) -> dict[str, tuple[np.ndarray, list]]:
             for kind, parts in found.items() if parts}
 
 
-def band_rows(kind: str, nodes: np.ndarray, contents, options: DuplicateOptions) -> pa.RecordBatch:
-    """One kind's pieces -> a batch of band rows: `key` (uint64 band key), `node` (uint64 document key),
-    `signature` (fixed-size binary), one row per band of each piece."""
+def piece_signatures(kind: str, nodes: np.ndarray, contents, options: DuplicateOptions) -> tuple:
+    """One kind's pieces -> (nodes (k,) uint64, band keys (k, bands) uint64, signatures (k, width) uint8) of
+    those that have a signature: a text's MinHash (the low byte of each entry), an image's hash (8 bytes,
+    little-endian; an image Pillow cannot decode has none), a cloud's descriptor (float32 bytes)."""
     if kind == TEXT:
         signatures = minhash_signatures(contents)
-        keys = text_band_keys(signatures)
-        signatures = (signatures & 0xFF).astype(np.uint8)
-    elif kind == IMAGE:
+        return nodes, text_band_keys(signatures), signatures.astype(np.uint8)  # the low byte
+    if kind == IMAGE:
+        from transforms.duplicates.image_signatures import image_band_keys, image_hashes  # Pillow: images only
+
         hashes, decoded = image_hashes(contents.to_pylist())
-        nodes, hashes = nodes[decoded], hashes[decoded]
-        keys = image_band_keys(hashes, options.image_distance)
-        signatures = hashes.astype("<u8").view(np.uint8).reshape(-1, 8)
-    else:
-        clouds = [np.asarray(cloud, dtype=np.float32).reshape(-1, 3) for cloud in contents.to_pylist()]
-        signatures = cloud_signatures(clouds)
-        keys = cloud_band_keys(signatures)
-        signatures = np.ascontiguousarray(signatures, dtype="<f4").view(np.uint8)
-    bands = keys.shape[1]
+        hashes = hashes[decoded]
+        return (nodes[decoded], image_band_keys(hashes, options.image_distance),
+                hashes.astype("<u8").view(np.uint8).reshape(-1, 8))
+    clouds = [np.asarray(cloud, dtype=np.float32).reshape(-1, 3) for cloud in contents.to_pylist()]
+    signatures = cloud_signatures(clouds)
+    return nodes, cloud_band_keys(signatures), np.ascontiguousarray(signatures, dtype="<f4").view(np.uint8)
+
+
+def band_rows(nodes: np.ndarray, keys: np.ndarray, signatures: np.ndarray, partitions: int) -> Iterator[tuple]:
+    """Pieces (nodes (k,) uint64, band keys (k, bands) uint64, signatures (k, width) uint8) -> (partition,
+    batch) for each band-key partition (key % partitions) that holds keys: a row per piece with keys there,
+    `node` uint64, `signature` fixed-size binary and `keys` list<uint64> (its keys in the partition), so that
+    a signature crosses the shuffle once per partition, not once per key."""
+    partition = keys % np.uint64(partitions)
     width = signatures.shape[1]
-    flat = np.ascontiguousarray(np.repeat(signatures, bands, axis=0)).reshape(-1)
-    return pa.RecordBatch.from_pydict({
-        "key": keys.reshape(-1).astype(np.uint64), "node": np.repeat(nodes, bands),
-        "signature": pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(flat) // width,
-                                                          [None, pa.py_buffer(flat.tobytes())])})
+    for part in np.unique(partition):
+        mine = partition == part
+        held = np.count_nonzero(mine, axis=1)
+        rows = np.flatnonzero(held)
+        data = np.ascontiguousarray(signatures if rows.size == len(nodes) else signatures[rows]).reshape(-1)
+        yield int(part), pa.RecordBatch.from_pydict({
+            "node": nodes[rows],
+            "signature": pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), rows.size, [None, pa.py_buffer(data)]),
+            "keys": pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(held[rows])].astype(np.int32)),
+                                             pa.array(keys[mine]))})  # row by row: each piece's keys in order
 
 
 def verified_pairs(kind: str, rows: pa.Table, options: DuplicateOptions) -> tuple:
-    """Band rows of one kind -> (a, b, similarity): pairs of documents that share a band key and are near
-    duplicates by their signatures (similarity in [0, 1]; images: 1 - differing bits / 64)."""
-    keys, nodes = rows.column("key").to_numpy(), rows.column("node").to_numpy()
+    """band_rows batches of one kind and partition -> (a, b, similarity): pairs of documents that share a
+    band key and are near duplicates by their signatures (similarity in [0, 1]; images: 1 - differing bits
+    / 64)."""
+    nodes = rows.column("node").to_numpy()
+    lists = rows.column("keys").combine_chunks()
+    keys = lists.flatten().to_numpy()
+    owners = np.repeat(np.arange(len(lists)), np.asarray(pc.list_value_length(lists)))
     raw = rows.column("signature").combine_chunks()
     width = raw.type.byte_width
     data = np.frombuffer(raw.buffers()[1], dtype=np.uint8, count=len(raw) * width, offset=raw.offset * width)
     signatures = data.reshape(-1, width)
     if kind == TEXT:
-        return similar_pairs(keys, nodes, signatures, text_similarity, options.text_threshold)
+        return similar_pairs(keys, nodes, signatures, text_similarity, options.text_threshold, owners=owners)
     if kind == IMAGE:
+        from transforms.duplicates.image_signatures import hamming  # Pillow: images only
+
         hashes = signatures.copy().view("<u8").reshape(-1).astype(np.uint64)
-        a, b, distance = similar_pairs(keys, nodes, hashes, hamming, options.image_distance, larger_is_closer=False)
+        a, b, distance = similar_pairs(keys, nodes, hashes, hamming, options.image_distance, larger_is_closer=False,
+                                       owners=owners)
         return a, b, 1 - np.asarray(distance, dtype=np.float64) / 64
-    return similar_pairs(keys, nodes, signatures.copy().view("<f4"), cloud_similarity, CLOUD_MATCH)
+    return similar_pairs(keys, nodes, signatures.copy().view("<f4"), cloud_similarity, CLOUD_MATCH, owners=owners)
+
+
+class BandFile:
+    """Band rows of one kind gathered from the buckets of a bundle for one file in the staging folder:
+    {partition: [(bucket, band_rows batch)]}, their size, the file's path. Written as a record batch per
+    (partition, bucket), each one's "partition:bucket" listed in the schema metadata (read_bands)."""
+
+    def __init__(self, staging: str, kind: str):
+        self.path = join_url(staging, _FOLDER, f"{kind}-{uuid.uuid4().hex}.arrow")
+        self.parts: dict[int, list] = {}
+        self.nbytes = 0
+
+    def add(self, partition: int, bucket: int, batch: pa.RecordBatch) -> bool:
+        """Gather a bucket's batch of a partition; True when it is the partition's first in the file."""
+        first = partition not in self.parts
+        self.parts.setdefault(partition, []).append((bucket, batch))
+        self.nbytes += batch.nbytes
+        return first
+
+    def write(self) -> None:
+        parts = [(f"{partition}:{bucket}", batch) for partition in sorted(self.parts)
+                 for bucket, batch in self.parts[partition]]
+        schema = parts[0][1].schema.with_metadata({_PARTS: ",".join(name for name, _ in parts).encode()})
+        write_arrow(pa.Table.from_batches([batch.replace_schema_metadata(schema.metadata) for _, batch in parts],
+                                          schema=schema), self.path)
+
+
+def read_bands(urls: list, partition: int) -> pa.Table:
+    """A partition's band rows in BandFiles (only its record batches are read), bucket after bucket: the same
+    rows in the same order however the buckets were gathered into files."""
+    found = []
+    for url in urls:
+        fs, local = filesystem(url)
+        with fs.open(local, "rb") as handle:
+            reader = pa.ipc.open_file(handle)
+            for index, name in enumerate(reader.schema.metadata[_PARTS].decode().split(",")):
+                part, bucket = map(int, name.split(":"))
+                if part == partition:
+                    found.append((bucket, reader.get_batch(index).replace_schema_metadata(None)))
+    return pa.Table.from_batches([batch for _, batch in sorted(found, key=lambda item: item[0])])
 
 
 class _ParkFn(beam.DoFn):
-    """(bucket, table) -> Output(MAIN, (bucket, parked path)), Output(BANDS, ((kind, partition), band rows as
-    bytes)) per kind and band-key partition, Output(COUNTS, near_duplicate_pieces)."""
+    """(bucket, table) -> Output(MAIN, (bucket, parked path)), Output(BANDS, ("kind:partition", band file
+    path)) for each kind and band-key partition the first time a band file gets its rows, Output(COUNTS,
+    near_duplicate_pieces). Band rows of a kind are gathered over the bundle's buckets into a BandFile of
+    about `file_bytes` (so files grow with the data, not with buckets x partitions: the pairs step opens
+    each of them); only paths cross the shuffle.
 
-    def __init__(self, staging: str, options: DuplicateOptions, partitions: int):
-        self._staging, self._options, self._partitions = staging, options, partitions
+    Every path is emitted from process (some runners, Beam 2.77's DaskRunner, drop what finish_bundle
+    emits); finish_bundle only writes the last files, whose paths are already out."""
+
+    def __init__(self, staging: str, options: DuplicateOptions, partitions: int, file_bytes: int = BAND_FILE_BYTES):
+        self._staging, self._options, self._partitions, self._file_bytes = staging, options, partitions, file_bytes
+        self._files: dict[str, BandFile] = {}
+
+    def start_bundle(self) -> None:
+        self._files = {}
 
     def process(self, element) -> Iterator[Output]:
         bucket, table = element
-        path = join_url(self._staging, "near_duplicates", f"b{bucket:05d}.arrow")
+        path = join_url(self._staging, _FOLDER, f"b{bucket:05d}.arrow")
         write_arrow(table, path)
         yield Output(MAIN, (bucket, path))
         pieces = 0
         for kind, (nodes, contents) in content_pieces(table).items():
-            rows = band_rows(kind, nodes, contents, self._options)
             pieces += len(nodes)
-            partition = rows.column("key").to_numpy() % np.uint64(self._partitions)
-            for p in np.unique(partition):
-                yield Output(BANDS, (f"{kind}:{p}", batch_bytes(rows.filter(pa.array(partition == p)))))
+            if kind not in self._files:
+                self._files[kind] = BandFile(self._staging, kind)
+            band = self._files[kind]
+            signed = piece_signatures(kind, nodes, contents, self._options)
+            for partition, batch in band_rows(*signed, self._partitions):
+                if band.add(partition, bucket, batch):
+                    yield Output(BANDS, (f"{kind}:{partition}", band.path))
+            if band.nbytes >= self._file_bytes:
+                self._files.pop(kind).write()
         yield Output(COUNTS, count(STAGE, near_duplicate_pieces=pieces))
+
+    def finish_bundle(self) -> None:
+        for band in self._files.values():
+            if band.parts:
+                band.write()
+        self._files = {}
 
 
 def _pairs_step(element, options: DuplicateOptions, buckets: int) -> Iterator[Output]:
-    """("kind:partition", [band rows as bytes]) -> Output(EDGES, (k, 2) uint64 edges) and Output(BEST,
-    (bucket, (node, similarity) rows as bytes)) for both ends of every verified pair."""
-    kind_partition, batches = element
-    rows = pa.Table.from_batches([bytes_batch(data) for data in batches])
-    a, b, similarity = verified_pairs(kind_partition.split(":")[0], rows, options)
+    """("kind:partition", [band file paths]) -> Output(EDGES, (k, 2) uint64 edges) and Output(BEST, (bucket,
+    (node, similarity) rows as bytes)) for both ends of every verified pair."""
+    kind_partition, paths = element
+    kind, partition = kind_partition.split(":")
+    a, b, similarity = verified_pairs(kind, read_bands(sorted(set(paths)), int(partition)), options)
     if not len(a):
         return
     yield Output(EDGES, np.column_stack([a, b]).astype(np.uint64))
@@ -200,7 +290,7 @@ class _MarkFn(beam.DoFn):
             keep[rows[removed]] = False
             table = table.filter(pa.array(keep))
         yield Output(MAIN, (bucket, table))
-        yield Output(DUPLICATES, records)
+        yield Output(DUPLICATES, (bucket, batch_bytes(compact(records))))
         yield Output(COUNTS, count(STAGE, near_duplicates_found=int(rows.size), near_duplicate_clusters=int(kept.sum()),
                                    near_duplicates_removed=int(removed.sum())))
 
@@ -217,6 +307,14 @@ def _lookup(batches: list, name: str):
     return nodes[first], values[first]
 
 
+def component_partitions(buckets: int) -> int:
+    """The partitions of the clusters' graph for a run of `buckets` write buckets: ceil(sqrt(buckets)). Its
+    edges are far fewer than the documents (about one per near duplicate), and each step of
+    ConnectedComponents sends up to partitions^2 elements: with a partition per bucket, a run of 10,000
+    photos (77 buckets, 2,000 edges) took about 4 s more CPU than with 9."""
+    return math.ceil(math.sqrt(buckets))
+
+
 class NearDuplicates(beam.PTransform):
     """Stage: main = (bucket, documents Table) pairs -> main = the same, near duplicates marked (and thinned
     with drop); duplicates += their records. Counts: near_duplicate_pieces, near_duplicates_found,
@@ -228,18 +326,21 @@ class NearDuplicates(beam.PTransform):
 
     def expand(self, flow: StageOutput) -> StageOutput:
         buckets = self._buckets
+        # Steps that yield Outputs say so: Beam then sizes their elements with OutputCoder, without pickling
+        # each bucket's documents (a string annotation under `from __future__ import annotations` says nothing).
         parked = (flow.main
-                  | "Park" >> beam.ParDo(_ParkFn(self._staging, self._options, buckets))
+                  | "Park" >> beam.ParDo(_ParkFn(self._staging, self._options, buckets)).with_output_types(Output)
                   | "SplitPark" >> SplitOutputs((MAIN, BANDS, COUNTS)))
         pairs = (parked[BANDS]
                  | "GroupBands" >> beam.GroupByKey()
                  | "Pairs" >> beam.FlatMap(_pairs_step, self._options, buckets).with_output_types(Output)
                  | "SplitPairs" >> SplitOutputs((EDGES, BEST)))
-        clusters = StageOutput.start(pairs[EDGES]) | "Clusters" >> ConnectedComponents(buckets, self._rounds)
+        graph = ConnectedComponents(component_partitions(buckets), self._rounds)
+        clusters = StageOutput.start(pairs[EDGES]) | "Clusters" >> graph
         components = clusters.main | "ClustersToBuckets" >> beam.FlatMap(_components_to_buckets, buckets)
         marked = ({_PARKED: parked[MAIN], "components": components, "similarity": pairs[BEST]}
                   | "JoinClusters" >> beam.CoGroupByKey()
-                  | "Mark" >> beam.ParDo(_MarkFn(self._options.drop))
+                  | "Mark" >> beam.ParDo(_MarkFn(self._options.drop)).with_output_types(Output)
                   | "SplitMark" >> SplitOutputs((MAIN, DUPLICATES, COUNTS)))
         return flow._replace(main=marked[MAIN], counts=flow.counts + (parked[COUNTS], marked[COUNTS]) + clusters.counts,
                              duplicates=flow.duplicates + (marked[DUPLICATES],))

@@ -1,5 +1,6 @@
 """similar_pairs: exact pairs on small hand-built rows, each pair once across keys, no pair of a node with
-itself, distances, long runs compared by window only, and agreement with a brute force on random rows."""
+itself, distances, long runs compared by window only, agreement with a brute force on random rows, and
+keys that name their piece (owners) agreeing with a row per key."""
 import numpy as np
 import pytest
 
@@ -136,6 +137,24 @@ def test_matches_a_brute_force_over_random_rows(max_run):
         assert found == expected
     else:
         assert found and found < expected
+
+
+@pytest.mark.parametrize("max_run", [MAX_RUN, 3])
+def test_pieces_with_several_keys_give_the_pairs_of_a_row_per_key(max_run):
+    """Keys that name their piece (owners) give what the same keys give with the piece's node and signature
+    repeated on a row per key, long runs (compared by window) included."""
+    rng = np.random.default_rng(5)
+    pieces, per_piece = 800, 4
+    nodes = rng.integers(0, 500, pieces).astype(np.uint64)  # some nodes have several pieces
+    signatures = rng.integers(0, 3, (pieces, 3)).astype(np.uint8)
+    owners = np.repeat(np.arange(pieces), per_piece)
+    keys = rng.integers(0, 40, owners.size).astype(np.uint64)
+    similarity = lambda a, b: (a == b).mean(axis=1)
+    held_once = similar_pairs(keys, nodes, signatures, similarity, 0.6, max_run=max_run, owners=owners)
+    repeated = similar_pairs(keys, nodes[owners], signatures[owners], similarity, 0.6, max_run=max_run)
+    assert as_list(held_once) == as_list(repeated) and len(held_once.a) > 100
+    with pytest.raises(ValueError, match="an owner each"):
+        similar_pairs(keys, nodes, signatures, similarity, 0.6, owners=owners[1:])
 
 
 def test_tagged_keys_put_the_tag_in_the_top_byte():

@@ -6,14 +6,17 @@ import unicodedata
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from conftest import ROOT
+from transforms.duplicates import text_signatures
 from transforms.duplicates.candidates import similar_pairs
 from transforms.duplicates.text_signatures import (BANDS, EMPTY, NORMALIZED_TAG, PERMUTATIONS, ROWS_PER_BAND,
-                                                   _RARE_FOLDS, minhash_signatures, normalized_text_keys,
-                                                   normalized_texts, shingle_hashes, text_band_keys,
-                                                   text_similarity)
+                                                   _RARE_FOLDS, _SPACE_RUNS, minhash_signatures,
+                                                   normalized_text_keys, normalized_texts, shingle_hashes,
+                                                   text_band_keys, text_similarity)
+from transforms.hashing import folded_hashes
 
 THRESHOLD = 0.9
 FULLWIDTH = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}
@@ -97,6 +100,38 @@ def test_chunked_and_sliced_input_give_the_same_results():
     np.testing.assert_array_equal(minhash_signatures(column[10:30]), minhash_signatures(column)[10:30])
     np.testing.assert_array_equal(minhash_signatures(pa.array(QUESTIONS[:50], pa.large_string())),
                                   minhash_signatures(column))
+
+
+def test_whitespace_runs_become_one_space_as_with_the_plain_pattern():
+    """The cheaper pattern (runs of two or more, or one separator other than the space) replaces what the
+    plain one, every run of whitespace, separators and control characters, does: for every BMP character."""
+    characters = [chr(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000]
+    texts = pa.array([form.format(c) for c in characters for form in ("a{}b", "a{0}{0}b", "a {}b", "a{} b", "{}")])
+    plain = pc.replace_substring_regex(texts, r"[\s\p{Z}\p{Cc}]+", " ")
+    assert pc.replace_substring_regex(texts, _SPACE_RUNS, " ").equals(plain)
+
+
+def test_normalised_texts_split_at_spaces_as_at_any_whitespace():
+    """Words are cut at single spaces: a normalised text holds no other character Arrow calls whitespace."""
+    characters = [chr(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000]
+    normalized = normalized_texts(pa.array([f"x{c}y z{c}{c}" for c in characters] + ["", " ", "one"]))
+    assert pc.split_pattern(normalized, " ").equals(pc.utf8_split_whitespace(normalized))
+
+
+def test_minhash_is_the_minimum_of_each_permutation_across_slices_and_chunks(monkeypatch):
+    """Texts cut into slices and shingles into chunks (a text's shingles in several chunks, a text without
+    words between): entry p is the least top 32 bits of folded_hashes(seed p, shingle) over its shingles."""
+    monkeypatch.setattr(text_signatures, "SLICE_TEXTS", 3)
+    monkeypatch.setattr(text_signatures, "MINHASH_CHUNK", 5)
+    texts = QUESTIONS[:20] + ["", " ".join(QUESTIONS[20:40]), "?!", "two words", "one"] + QUESTIONS[40:45]
+    hashes, shingles = shingle_hashes(pa.array(texts))
+    expected = np.full((len(texts), PERMUTATIONS), EMPTY, dtype=np.uint32)
+    for i, own in enumerate(np.split(hashes, np.cumsum(shingles)[:-1])):
+        if own.size:
+            permuted = folded_hashes(text_signatures._SEEDS[:, None], [own[None, :]]) >> np.uint64(32)
+            expected[i] = permuted.min(axis=1)
+    assert shingles.max() > 100
+    np.testing.assert_array_equal(minhash_signatures(pa.array(texts)), expected)
 
 
 # --- near copies of real questions ------------------------------------------------------------------------
