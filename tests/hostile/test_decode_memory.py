@@ -12,8 +12,8 @@ from conftest import ROOT, assert_reconciled, dead_letters, documents, write_csv
 from hostile.make_corpus import TETRA_FACES, TETRAHEDRON, fan_obj, sixteen_bit_png
 
 
-def jpeg() -> bytes:
-    pixels = np.random.default_rng(5).integers(0, 255, (48, 80, 3), dtype=np.uint8)
+def jpeg(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, (48, 80, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "JPEG")
     return buffer.getvalue()
@@ -21,8 +21,8 @@ def jpeg() -> bytes:
 
 def test_files_over_the_decode_memory_cap_are_dead_letters_and_the_rest_documents(tmp_path):
     files = {
-        "photo.jpg": jpeg(),
-        "after.jpg": jpeg(),
+        "photo.jpg": jpeg(5),
+        "after.jpg": jpeg(6),  # other pixels: the same bytes would be one document
         "deep.png": sixteen_bit_png(9400),  # 771 KB; 88 megapixels of 16 bits: 420 MiB to decode
         "tetra.off": f"OFF\n4 4 0\n{TETRAHEDRON}{TETRA_FACES}".encode(),
         "fans.obj": fan_obj(100_000, 40),  # 8 MB of polygon fans: 4 million triangles, 700 MiB to load

@@ -10,6 +10,7 @@ otherwise. The plan is a seeded hash of n, so the "random" faults are the same o
 `GET /slow/<n>.png?seconds=S` sleeps S seconds and then answers the image (to keep a job busy).
 `server.hits` counts requests per n (Counter), `server.fate(n)` is (kind, detail) of the plan.
 """
+import functools
 import hashlib
 import http.server
 import io
@@ -25,17 +26,16 @@ TRANSIENT_KINDS = ("500", "503", "429", "reset")
 PERMANENT_KINDS = ("404", "403")
 
 
-def tiny_pngs(count: int = 16, side: int = 32) -> list[bytes]:
-    """`count` distinct side x side RGB PNGs (a colour gradient each), a few hundred bytes apiece."""
-    images = []
-    for i in range(count):
-        img = Image.new("RGB", (side, side), (16 * i % 256, 255 - 16 * i % 256, 90))
-        for x in range(0, side, 4):
-            img.putpixel((x, x), (255, 255, 255))
-        buf = io.BytesIO()
-        img.save(buf, "PNG", optimize=True)
-        images.append(buf.getvalue())
-    return images
+@functools.lru_cache(maxsize=None)
+def tiny_png(n: int, side: int = 32) -> bytes:
+    """A side x side RGB PNG of its own for each n (its colour encodes n), a few hundred bytes: every URL of
+    the server serves different bytes, so no two documents are one by their content."""
+    img = Image.new("RGB", (side, side), (n % 256, (n // 256) % 256, 90))
+    for x in range(0, side, 4):
+        img.putpixel((x, x), (255, 255, 255))
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=True)
+    return buf.getvalue()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -66,7 +66,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._image(n)
 
     def _image(self, n: int):
-        self._send(200, self.server.images[n % len(self.server.images)], {"Content-Type": "image/png"})
+        self._send(200, tiny_png(n), {"Content-Type": "image/png"})
 
     def _reset(self):
         """Close the connection with a TCP reset, before any answer."""
@@ -97,7 +97,6 @@ class FaultyMediaServer(LoopbackServer):
     def __init__(self, transient: float = 0.05, permanent: float = 0.01, slow: float = 0.003, seed: int = 7):
         super().__init__(_Handler)
         self.transient, self.permanent, self.slow, self.seed = transient, permanent, slow, seed
-        self.images = tiny_pngs()
 
     def fate(self, n: int) -> tuple[str, object]:
         """The plan for /media/<n>.png: ("transient", "500"|"503"|"429"|"reset"), ("permanent", "404"|"403"),
