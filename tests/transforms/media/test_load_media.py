@@ -176,6 +176,9 @@ def test_http_images_load_and_failures_become_dead_letters(served, tmp_path):
     assert (rows_by_source(out)[2]["width"], rows_by_source(out)[2]["height"]) == (200, 245)
 
     for route, _, requests in HTTP_IMAGE_ROWS:
+        if route.startswith("/truncated/"):  # retried; on a loaded machine a retry may fall past the deadline
+            assert 2 <= served.hits[route] <= requests, (route, dict(served.hits))
+            continue
         assert served.hits[route] == requests, (route, dict(served.hits))
     c = reconciled(out)
     assert c["rows_read"] == len(HTTP_IMAGE_ROWS)
