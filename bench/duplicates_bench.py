@@ -43,7 +43,7 @@ import psutil
 from PIL import Image, ImageDraw
 
 from bench import report
-from bench.make_csv import write_csv
+from bench.make_csv import cached_csv
 from bench.make_photos import HEIGHT, LABELS, QUALITY, WIDTH, distinct_photo
 from bench.media_memory_bench import tree_rss
 
@@ -51,15 +51,6 @@ SHAPES = 12  # random ellipses and rectangles drawn over each distinct photo
 COPY_QUALITY = 60
 POLL_S = 0.2
 TARGET = 1.6  # the issue's limit: --near-duplicates adds at most 60% to a plain run
-
-
-def ensure_csv(workdir: str, layout: str, rows: int) -> str:
-    """WORKDIR/near-<layout>-<rows>.csv, generated once."""
-    path = os.path.join(workdir, f"near-{layout}-{rows}.csv")
-    if not os.path.exists(path):
-        write_csv(path + ".tmp", layout, rows, seed=0)
-        os.replace(path + ".tmp", path)
-    return path
 
 
 def photo(index: int) -> Image.Image:
@@ -193,7 +184,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     code = os.path.abspath(args.code)
     os.makedirs(args.workdir, exist_ok=True)
-    cases = [(f"{layout}, {args.rows:,} rows", ensure_csv(args.workdir, layout, args.rows), layout)
+    cases = [(f"{layout}, {args.rows:,} rows", cached_csv(args.workdir, "near", layout, args.rows), layout)
              for layout in filter(None, args.layout.split(","))]
     if args.images:
         csv, copies = ensure_photos(args.workdir, args.images)

@@ -20,6 +20,7 @@ turned into bytes by one numpy gather over a table of padded tokens.  ~1 GB take
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -206,5 +207,15 @@ def main(argv=None) -> None:
     print(f"wrote {args.rows} rows, {n / 1e6:.1f} MB to {args.out} in {dt:.2f} s ({n / 1e6 / dt:.0f} MB/s)")
 
 
+def cached_csv(workdir: str, prefix: str, layout: str, rows: int) -> str:
+    """WORKDIR/<prefix>-<layout>-<rows>.csv of write_csv(seed=0), generated once (written aside, then moved)."""
+    path = os.path.join(workdir, f"{prefix}-{layout}-{rows}.csv")
+    if not os.path.exists(path):
+        write_csv(path + ".tmp", layout, rows, seed=0)
+        os.replace(path + ".tmp", path)
+    return path
+
+
 if __name__ == "__main__":
     main()
+

@@ -24,18 +24,9 @@ import sys
 import time
 
 from bench import report
-from bench.make_csv import write_csv
+from bench.make_csv import cached_csv
 
 SPLIT = "train=0.8,validation=0.1,test=0.1"
-
-
-def ensure_csv(workdir: str, layout: str, rows: int) -> str:
-    """WORKDIR/split-<layout>-<rows>.csv, generated once."""
-    path = os.path.join(workdir, f"split-{layout}-{rows}.csv")
-    if not os.path.exists(path):
-        write_csv(path + ".tmp", layout, rows, seed=0)
-        os.replace(path + ".tmp", path)
-    return path
 
 
 def run_once(csv: str, layout: str, out: str, split: bool, code: str) -> dict:
@@ -76,7 +67,7 @@ def main(argv=None) -> None:
              "| achieved fractions |",
              "|---|---|---|---|---|---|---|---|---|"]
     for layout in args.layout.split(","):
-        csv = ensure_csv(args.workdir, layout, args.rows)
+        csv = cached_csv(args.workdir, "split", layout, args.rows)
         results = {False: [], True: []}
         for _ in range(args.runs):
             for split in (False, True):
