@@ -7,6 +7,7 @@ setup(
     name="finetune-etl",
     version="0.1.0",
     description="Batch ETL on Apache Beam that turns raw CSV and docarray data into sharded training datasets for embedding fine-tuning.",
+    url="https://github.com/finetune-etl/finetune-etl",
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
@@ -27,6 +28,7 @@ setup(
         "rich>=13,<16",
         "matplotlib>=3.8,<4",
         "scipy>=1.10,<2",
+        "protego>=0.3,<1",
     ],
     extras_require={
         "test": [

@@ -28,28 +28,21 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
-import re
 import shlex
-import shutil
 import statistics
-import subprocess
 import sys
-import time
 
 import numpy as np
-import psutil
 from PIL import Image, ImageDraw
 
 from bench import report
 from bench.make_csv import cached_csv
 from bench.make_photos import HEIGHT, LABELS, QUALITY, WIDTH, distinct_photo
-from bench.media_memory_bench import tree_rss
+from bench.measured_run import measured_prepare
 
 SHAPES = 12  # random ellipses and rectangles drawn over each distinct photo
 COPY_QUALITY = 60
-POLL_S = 0.2
 TARGET = 1.6  # the issue's limit: --near-duplicates adds at most 60% to a plain run
 
 
@@ -119,30 +112,9 @@ def _write(path: str, data: bytes) -> None:
 def run_once(csv: str, layout: str, out: str, near: bool, code: str) -> dict:
     """One prepare run of the project in folder `code` -> {seconds, cpu_seconds, peak_mb (largest process),
     tree_mb (the whole tree, sampled), documents, found, clusters}."""
-    command = ["/usr/bin/time", "-v", sys.executable, "-m", "pipelines.cli", "prepare", "--input", csv,
-               "--layout", layout, "--output", out] + (["--near-duplicates"] if near else [])
-    shutil.rmtree(out, ignore_errors=True)  # a new dataset each time, whatever version wrote the last one
-    path = os.pathsep.join(filter(None, [code, os.environ.get("PYTHONPATH")]))
-    log = out.rstrip("/") + ".log"
-    started, tree = time.perf_counter(), 0
-    with open(log, "wb") as stderr:  # a file, not a pipe: nothing blocks while the RSS is sampled
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, cwd=code,
-                                env={**os.environ, "PYTHONPATH": path})
-        process = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            tree = max(tree, tree_rss(process))
-            time.sleep(POLL_S)
-    seconds = time.perf_counter() - started
-    with open(log, errors="replace") as handle:
-        text = handle.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"{shlex.join(command)} failed:\n{text[-2000:]}")
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
-    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", text).group(1)) for kind in ("User", "System"))
-    with open(os.path.join(out, "manifest.json")) as handle:
-        counts = json.load(handle)["counts"]
-    return {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak_kb / 1024, "tree_mb": tree / 2**20,
-            "documents": counts["documents_written"], "found": counts.get("near_duplicates_found", 0),
+    run = measured_prepare(["--input", csv, "--layout", layout] + (["--near-duplicates"] if near else []), out, code)
+    counts = run.pop("counts")
+    return {**run, "documents": counts["documents_written"], "found": counts.get("near_duplicates_found", 0),
             "clusters": counts.get("near_duplicate_clusters", 0)}
 
 

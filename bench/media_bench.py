@@ -34,6 +34,7 @@ import sys
 import threading
 
 from bench import report
+from bench.loopback_server import LoopbackServer
 from bench.media_loops import POINTS, sampling_rates
 from bench.text_bench import measure
 
@@ -76,7 +77,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @contextlib.contextmanager
 def serve(root: str):
     """A threaded HTTP server on 127.0.0.1 serving `root` -> its base URL, for the duration of the block."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=root))
+    server = LoopbackServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=root))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

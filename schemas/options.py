@@ -8,6 +8,7 @@ import re
 from typing import Optional
 
 from schemas.modalities import KINDS as MODALITY_NAMES
+from schemas.version import USER_AGENT
 
 DIALECTS = ("auto", "excel", "excel-tab", "unix")
 LAYOUTS = ("auto", "labeled", "pairs", "scores", "values")
@@ -141,6 +142,13 @@ class MediaOptions:
     Decoding: each image or mesh is decoded in a child process and given up after `decode_timeout` seconds
     (a file that hangs or crashes its decoder becomes a dead letter); 0 decodes in the worker, unguarded.
     `decode_memory` caps each decoder child's memory in bytes (None: sized from the machine; 0: no cap).
+    Manners (http(s)): requests carry `user_agent`; robots.txt and X-Robots-Tag opt-outs are honoured unless
+    `ignore_opt_outs`; at most `per_host_concurrency` requests are in flight per host on a machine; after
+    `host_failure_threshold` consecutive connection errors, timeouts or DNS failures a host is given up for
+    the run; a batch's files not fetched within `batch_deadline` seconds are `timeout` dead letters.
+    `host_state` is a local folder the run's processes share for that (set by the launcher; None: per process).
+    Cache: `cache` (a folder or bucket URL) keeps fetched http(s) media by URL, revalidated with conditional
+    requests, or trusted for `cache_max_age` seconds when that is set.
     """
 
     convert_to_blob: bool = True
@@ -162,6 +170,14 @@ class MediaOptions:
     image_quality: int = 90
     decode_timeout: float = 60.0
     decode_memory: Optional[int] = None
+    user_agent: str = USER_AGENT
+    ignore_opt_outs: bool = False
+    per_host_concurrency: int = 8
+    host_failure_threshold: int = 10
+    batch_deadline: float = 120.0
+    host_state: Optional[str] = None
+    cache: Optional[str] = None
+    cache_max_age: Optional[float] = None
 
     def __post_init__(self):
         if self.point_cloud_size < 1:
@@ -190,6 +206,16 @@ class MediaOptions:
         if self.decode_memory is not None and self.decode_memory != 0 and self.decode_memory < 256 * 1024 * 1024:
             raise ConfigError(f"--decode-memory {self.decode_memory} must be 0 (no cap) or at least 256M: a decoder "
                               "needs that much to start.")
+        if not self.user_agent.strip() or any(c in self.user_agent for c in "\r\n"):
+            raise ConfigError("--user-agent must be one line of text, e.g. 'my-team-etl/1.0 (+https://example.org)'.")
+        if self.per_host_concurrency < 1 or self.host_failure_threshold < 1:
+            raise ConfigError("--per-host-concurrency and --host-failure-threshold must be at least 1.")
+        if not self.batch_deadline > 0:
+            raise ConfigError(f"--batch-deadline {self.batch_deadline} must be a positive number of seconds.")
+        if self.cache_max_age is not None and not self.cache_max_age >= 0:
+            raise ConfigError(f"--cache-max-age {self.cache_max_age} must be 0 or more seconds.")
+        if self.cache_max_age is not None and self.cache is None:
+            raise ConfigError("--cache-max-age needs --cache URL (the folder or bucket the fetch cache lives in).")
 
 
 SPLIT_BY = ("label", "document")

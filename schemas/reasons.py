@@ -28,6 +28,13 @@ REASONS = (
            "the transfer failed on every attempt", "raise `--fetch-timeout` / `--fetch-retries`, or re-run the failed rows"),
     Reason(("private_address", "redirect_loop", "bad_redirect", "bad_uri"),
            "the URL resolves to a private address, loops, or cannot be fetched", "`--allow-private-network` for intranet data"),
+    Reason(("robots_disallowed", "opted_out"),
+           "the site's robots.txt disallows the file for our user agent (or cannot be read: HTTP 5xx), or the "
+           "response carries `X-Robots-Tag: noai`, `noimageai`, `noml` or `none`",
+           "respect it; `--ignore-opt-outs` only for your own servers"),
+    Reason(("host_unreachable",),
+           "the host was given up for the run after `--host-failure-threshold` consecutive connection errors, "
+           "timeouts or DNS failures", "check the host (or `--no-fetch-remote`), then re-run the failed rows"),
     Reason(("remote_skipped",), "a remote media URL in a run with `--no-fetch-remote`", "drop the flag to fetch it"),
     Reason(("too_large",), "the file is larger than `--max-media-bytes`", "raise the limit"),
     Reason(("not_an_image", "truncated", "image_unreadable", "decompression_bomb"),

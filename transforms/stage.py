@@ -32,7 +32,11 @@ NAMESPACE = "finetune_etl"
 class StageOutput(NamedTuple):
     """What flows from stage to stage: the main PCollection (Arrow batches, file records, ...), and every
     dead-letter RecordBatch PCollection, count-dict PCollection and duplicate-record PCollection ((write
-    bucket, a batch of schemas.documents.DUPLICATE_SCHEMA rows as Arrow IPC bytes)) produced so far."""
+    bucket, a batch of schemas.documents.DUPLICATE_SCHEMA rows as Arrow IPC bytes)) produced so far.
+
+    `main` may also be a tuple of PCollections of the same kind, which the next stage's apply_step reads
+    one by one: the FnApiRunner (DirectRunner) holds every element of a multi-input Flatten in memory, too
+    much for batches of loaded media (ReuseMedia's documents and LoadMedia's, on their way to the shuffle)."""
 
     main: beam.PCollection
     dead_letters: tuple = ()
@@ -67,11 +71,15 @@ def apply_step(flow: StageOutput, label: str, dofn: beam.DoFn, main_type=pa.Reco
                duplicates: bool = False) -> StageOutput:
     """Run a DoFn that yields Outputs over the flow's main PCollection; its MAIN outputs (of `main_type`)
     become the new main, its DEAD_LETTERS and COUNTS (and DUPLICATES, when it yields them) are added to
-    the flow's."""
+    the flow's. A main of several PCollections (see StageOutput) is read by one ParDo each."""
     kinds = (MAIN, DEAD_LETTERS, COUNTS) + ((DUPLICATES,) if duplicates else ())
-    split = (flow.main
-             | label >> beam.ParDo(dofn).with_output_types(Output)
-             | f"Split{label}" >> SplitOutputs(kinds, main_type))
+    if isinstance(flow.main, tuple):  # each part read by its own ParDo: only the (smaller) outputs are flattened
+        outputs = (tuple(part | f"{label}{i}" >> beam.ParDo(dofn).with_output_types(Output)
+                         for i, part in enumerate(flow.main))
+                   | f"All{label}" >> beam.Flatten())
+    else:
+        outputs = flow.main | label >> beam.ParDo(dofn).with_output_types(Output)
+    split = outputs | f"Split{label}" >> SplitOutputs(kinds, main_type)
     return flow.advance(split[MAIN], split[DEAD_LETTERS], split[COUNTS], split.get(DUPLICATES))
 
 

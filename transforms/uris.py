@@ -23,6 +23,11 @@ def redact(text: str) -> str:
     return _CREDENTIALS.sub(REDACTED, text) if "@" in text else text
 
 
+def has_credentials(text: str) -> bool:
+    """True when a URL in the text carries credentials (or their REDACTED stand-in)."""
+    return "@" in text and _CREDENTIALS.search(text) is not None
+
+
 def redact_column(values: pa.Array) -> pa.Array:
     """redact() over a string column, vectorized (nulls stay null)."""
     return pc.replace_substring_regex(values, CREDENTIALS, REDACTED)

@@ -1,5 +1,6 @@
-"""`finetune-etl errors URL [filters] [--json] [--retry FILE]`: a dataset's dead letters, and its failed rows
-as a new input to fix and re-run.
+"""`finetune-etl errors URL [filters] [--json] [--retry FILE]`: a dataset's dead letters, what to do about
+them (fix the causes, then run the same job again with --incremental-from URL --overwrite), and with
+--retry its failed rows as a new input to fix and run on their own.
 
 Filters (all optional, combined): --stage, --reason-class (exact), --grep (case-insensitive, in the
 reason, the raw text or the source file). --limit caps the rows listed, not the retry file, which holds
@@ -18,7 +19,7 @@ from rich.table import Table
 
 from pipelines.datasets.dataset_errors import DATASET_ERRORS, dataset_error, fail
 from pipelines.datasets.load import dead_letters_of, read_snapshot
-from pipelines.datasets.retry import collect, rerun_command, write_retry_file
+from pipelines.datasets.retry import collect, rerun_advice, rerun_command, write_retry_file
 from pipelines.datasets.summary_render import shown_path, shown_reason, shown_text
 
 
@@ -108,4 +109,6 @@ def main(argv: list[str]) -> int:
         console.print(f"No dead letter matches; the stages here are {stages} and the reason classes {classes}.")
     if retry is not None:
         _print_retry(console, retry, args.retry)
+    elif kept:
+        console.print(rerun_advice(args.url))
     return 0

@@ -36,9 +36,14 @@ _MEDIA_FLAGS = (("--point-cloud-size", "point_cloud_size"), ("--min-points", "mi
                 ("--image-box", "image_box"), ("--image-format", "image_format"),
                 ("--image-quality", "image_quality"), ("--fetch-timeout", "timeout"),
                 ("--fetch-retries", "retries"), ("--fetch-concurrency", "concurrency"),
-                ("--allowed-roots", "allowed_roots"), ("--decode-timeout", "decode_timeout"))
+                ("--allowed-roots", "allowed_roots"), ("--decode-timeout", "decode_timeout"),
+                ("--decode-memory", "decode_memory"), ("--user-agent", "user_agent"),
+                ("--per-host-concurrency", "per_host_concurrency"),
+                ("--host-failure-threshold", "host_failure_threshold"), ("--batch-deadline", "batch_deadline"),
+                ("--cache", "cache"), ("--cache-max-age", "cache_max_age"))
 _MEDIA_SWITCHES = (("convert-to-blob", "convert_to_blob"), ("create-point-clouds", "create_point_clouds"),
-                   ("fetch-remote", "fetch_remote"), ("allow-private-network", "allow_private_network"))
+                   ("fetch-remote", "fetch_remote"), ("allow-private-network", "allow_private_network"),
+                   ("ignore-opt-outs", "ignore_opt_outs"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +195,14 @@ def write_retry_file(retry: RetryRows, url: str) -> Optional[dict]:
             writer.writerow(header)
         writer.writerows(fields for _, _, fields in retry.rows)
     return {"delimiter": first["delimiter"], "header": header is not None}
+
+
+def rerun_advice(url: str) -> str:
+    """What to do about a dataset's dead letters: fix their causes, then run its job again, reusing it."""
+    return (f"Fix their causes (see the reasons above), then run the same `finetune-etl prepare` command again with "
+            f"--incremental-from {shlex.quote(url)} --overwrite: the documents it made are reused (no fetch, no "
+            "decode), the failed rows go through again, and it becomes one complete dataset. (--retry FILE writes "
+            "just the failed rows, to prepare them as a separate dataset.)")
 
 
 def rerun_command(retry_file: str, written: dict, manifest: dict, output: str) -> str:

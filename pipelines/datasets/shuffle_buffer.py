@@ -40,7 +40,8 @@ class ShuffleBuffer:
         row i sends out the row in a random slot and takes that slot (as if one at a time; vectorised: a row
         that came in earlier in the same call may leave again)."""
         slots = self.rng.integers(0, self.capacity, len(keys))
-        order = np.argsort(slots, kind="stable")  # incoming rows grouped by slot, in arrival order
+        # incoming rows grouped by slot, in arrival order (as 16-bit keys when they fit: numpy radix-sorts those)
+        order = np.argsort(slots.astype(np.uint16) if self.capacity <= 1 << 16 else slots, kind="stable")
         sorted_slots = slots[order]
         first = np.ones(len(keys), bool)
         first[1:] = sorted_slots[1:] != sorted_slots[:-1]

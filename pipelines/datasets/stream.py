@@ -30,9 +30,10 @@ if TYPE_CHECKING:
 
 
 class Position(NamedTuple):
-    """Where an epoch's stream stands between two batches: `piece` (index in the reader's pieces in the
-    epoch's order), `rows` of it already read (emitted, or taken into the buffer), the buffer's (row group,
-    row) coordinates in slot order, and the shuffle generator's state (None without shuffle_seed)."""
+    """Where an epoch's stream stands between two batches: `piece` (the step: index in the reader's pieces
+    in the epoch's order; one past the last: the buffer's last rows), `rows` of the step's output already
+    yielded, and as they were when the step began: the buffer's (row group, row) coordinates in slot order
+    and the shuffle generator's state (None without shuffle_seed)."""
 
     piece: int
     rows: int
@@ -162,8 +163,13 @@ class DatasetStream:
                 yield batch if self._output == "batches" else _docs(batch)
 
     def _batches(self, epoch: int, start: Position) -> Iterator[tuple[pa.RecordBatch, Position]]:
-        """The epoch's batches from `start`, each with the position after it (its buffer is the live array:
-        valid until the next batch is asked for)."""
+        """The epoch's batches from `start`, each with the position after it.
+
+        The epoch is a sequence of steps: one per piece (its rows in file order or, shuffled, the rows the
+        piece sends out of the buffer, drawn in one vectorised call), then one that empties the buffer. A
+        step's output is computed whole from the buffer and generator as they were when it began, so a
+        position names a step, those two, and how many of the step's rows were yielded: resuming computes
+        the step again and skips them."""
         pieces, rng = self._order(epoch)
         if rng is not None and start.rng is not None:
             rng.bit_generator.state = start.rng
@@ -173,39 +179,48 @@ class DatasetStream:
         held = _one_batch(reader.read_rows(start.buffer)) if capacity else None  # the buffer's rows, slot order
         out = _Batch(self._identity["batch_size"])
 
-        def position(piece: int, rows: int) -> Position:
-            return Position(piece, rows, NO_ROWS if buffer is None else buffer.coordinates,
+        def now(step: int, rows: int = 0) -> Position:
+            return Position(step, rows, NO_ROWS if buffer is None else buffer.coordinates.copy(),
                             None if rng is None else rng.bit_generator.state)
 
         try:
-            for p in range(start.piece, len(pieces)):
-                piece = pieces[p]
-                rows = _one_batch(reader.read(piece.row_group).slice(piece.start, piece.stop - piece.start))
-                size, i = rows.num_rows, start.rows if p == start.piece else 0
-                if buffer is not None:  # the held rows, then the piece's (key: row number), in place of the piece's
-                    first, rows, held = held.num_rows, _Pool(pa.concat_batches([held, rows])), None
+            for step in range(start.piece, len(pieces) + 1):
+                before = now(step)
+                if step < len(pieces):
+                    piece = pieces[step]
+                    rows = _one_batch(reader.read(piece.row_group).slice(piece.start, piece.stop - piece.start))
+                    if buffer is not None:
+                        rows, held = _through_buffer(buffer, held, rows, piece)
+                elif buffer is not None and len(buffer):
+                    rows, held = _Pool(held).take(buffer.release(len(buffer))), None
+                else:
+                    break
+                i, size = (start.rows if step == start.piece else 0), rows.num_rows
                 while i < size:
-                    n = min(out.room if buffer is None else buffer.room or out.room, size - i)
-                    if buffer is None:
-                        out.add(rows.slice(i, n))
-                    elif buffer.room:
-                        buffer.hold(first + np.arange(i, i + n), _coordinates(piece, i, n))
-                    else:
-                        out.add(rows.take(buffer.swap(first + np.arange(i, i + n), _coordinates(piece, i, n))))
+                    n = min(out.room, size - i)
+                    out.add(rows.slice(i, n))
                     i += n
                     if not out.room:
-                        yield out.take(), position(p, i) if i < size else position(p + 1, 0)
-                if buffer is not None:
-                    held = rows.take(buffer.keys)
-                    buffer.renumber()
-            while buffer is not None and len(buffer):
-                out.add(held.take(buffer.release(out.room)))
-                if not out.room:
-                    yield out.take(), position(len(pieces), 0)
+                        yield out.take(), before._replace(rows=i) if i < size else now(step + 1)
             if out.rows:
-                yield out.take(), position(len(pieces), 0)
+                yield out.take(), now(len(pieces) + 1)
         finally:
             reader.close()
+
+
+def _through_buffer(buffer: ShuffleBuffer, held: pa.RecordBatch, rows: pa.RecordBatch,
+                    piece: Piece) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+    """A piece's rows through the shuffle buffer, in one vectorised step -> (the rows that leave, in order;
+    the rows held after it, in slot order). `held` are the rows held before, in slot order."""
+    first, size = held.num_rows, rows.num_rows
+    pool = _Pool(pa.concat_batches([held, rows]))  # keys: the held rows, then the piece's
+    keys, coordinates = first + np.arange(size), _coordinates(piece, 0, size)
+    room = min(buffer.room, size)
+    buffer.hold(keys[:room], coordinates[:room])
+    leaving = buffer.swap(keys[room:], coordinates[room:]) if size > room else np.empty(0, np.int64)
+    emitted, held = pool.take(leaving), pool.take(buffer.keys)
+    buffer.renumber()
+    return emitted, held
 
 
 def _coordinates(piece: Piece, i: int, n: int) -> np.ndarray:

@@ -39,7 +39,7 @@ def prepare_dataset(inputs: Union[str, Sequence[str]], output: str, beam_args: O
     args = parser.parse_args(ours)
     csv, output_options, tuning, media = options_from_args(args)
     job = plan_job(args.input, csv, output_options, tuning, media=media, split=split_options(args),
-                   duplicates=duplicate_options(args))
+                   duplicates=duplicate_options(args), incremental_from=args.incremental_from)
     for line in decision_lines(job.inputs):  # what was guessed, as the command line says it
         print(line, file=sys.stderr)
     return run(job, list(beam_args or []), progress_every)

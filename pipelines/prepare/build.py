@@ -1,6 +1,6 @@
 """The prepare job's pipeline: the stages, in the order the data flows through them.
 
-    read (CSV byte ranges, or .docs files) -> sample -> layout -> media -> group -> [near duplicates] -> [split]
+    read (CSV byte ranges, or .docs files) -> sample -> layout -> [reuse] media -> group -> [near duplicates] -> [split]
     -> write
     -> dead letters -> duplicates -> commit
 
@@ -47,7 +47,12 @@ def build(pipeline: beam.Pipeline, job: PrepareJob, progress: bool = False, plan
     if job.loads_media:
         from transforms.media.load_media import LoadMedia  # Pillow, trimesh and scipy load only for runs that need them
 
-        flow = flow | "LoadMedia" >> LoadMedia(job.media, job.tuning.media_batch_rows, job.inputs.media_root)
+        load = LoadMedia(job.media, job.tuning.media_batch_rows, job.inputs.media_root)
+        if job.reuses_media:  # --incremental-from: documents whose media are in the previous dataset skip `load`
+            from transforms.media.reuse_media import ReuseMedia
+
+            load = ReuseMedia(job.previous, job.media, job.inputs.media_root, job.staging, job.key_buckets, load)
+        flow = flow | "LoadMedia" >> load
     flow = flow | "GroupDocuments" >> GroupDocuments(job.staging, job.buckets, job.layout.removes_duplicates)
     if job.duplicates.near:
         from transforms.duplicates.near_duplicates import NearDuplicates  # Pillow and scipy load only when asked

@@ -15,6 +15,7 @@ from pipelines.wording import counted
 from pipelines.prepare.beam_options import check_beam_args
 from pipelines.prepare.config_file import merge_config
 from pipelines.prepare.csv_arguments import add_csv_arguments, csv_options
+from pipelines.prepare.fetch_arguments import add_fetch_arguments, fetch_option_values
 from pipelines.prepare.split_arguments import (add_duplicate_arguments, add_split_arguments, duplicate_options,
                                                split_options)
 from pipelines.prepare.inputs import decision_lines
@@ -112,6 +113,7 @@ def prepare_parser(prog: str = "finetune-etl prepare") -> argparse.ArgumentParse
                             "the number of decoders)")
     media.add_argument("--allow-private-network", action=argparse.BooleanOptionalAction, default=False,
                        help="let http(s) media resolve to private, loopback or link-local addresses")
+    add_fetch_arguments(parser)
     tuning = parser.add_argument_group("tuning")
     tuning.add_argument("--range-bytes", type=_byte_size, default=ReadTuning.range_bytes, metavar="SIZE",
                         help="cut large files into byte ranges of about B bytes parsed in parallel (default: %(default)s)")
@@ -155,7 +157,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[CSVOptions, OutputOptio
         allowed_roots=args.allowed_roots, allow_private_network=args.allow_private_network,
         max_image_pixels=args.max_image_pixels, image_size=args.image_size, image_box=args.image_box,
         image_format=args.image_format, image_quality=args.image_quality, decode_timeout=args.decode_timeout,
-        decode_memory=args.decode_memory)
+        decode_memory=args.decode_memory, **fetch_option_values(args))
     tuning = ReadTuning(range_bytes=args.range_bytes, batch_rows=args.batch_rows, max_record_bytes=args.max_record_bytes)
     return csv, output, tuning, media
 
@@ -233,7 +235,7 @@ def _prepare(argv: list[str], planned: list) -> int:
         check_beam_args(beam_args, our_flags(parser))
         csv, output, tuning, media = options_from_args(args)
         job = plan_job(args.input, csv, output, tuning, media=media, split=split_options(args),
-                       duplicates=duplicate_options(args))
+                       duplicates=duplicate_options(args), incremental_from=args.incremental_from)
         planned.append(job)
     except ConfigError as exc:
         print(f"finetune-etl: error: {exc}", file=sys.stderr)
@@ -257,22 +259,36 @@ def _prepare(argv: list[str], planned: list) -> int:
 
 
 def print_summary(manifest: dict, output: str) -> None:
-    """The counts of a finished run; when rows became dead letters, how many and the command that lists them."""
+    """The counts of a finished run; what was reused (--incremental-from); a hint when nothing remote could be
+    fetched; when rows became dead letters, how many, the command that lists them, and for media the re-run."""
     counts = manifest["counts"]
     print(f"finetune-etl: wrote {counted(counts.get('documents_written', 0), 'document')} "
           f"({manifest['layout']} layout) to {output}")
     main = ("rows_read", "rows_documented", "candidate_documents", "documents_written", "duplicates_removed",
             "dead_letters", "sampled_out")
-    for key in main + tuple(k for k in counts if k not in main):
-        print(f"  {key:32} {counts.get(key, 0):>12,}")
+    keys = main + tuple(k for k in counts if k not in main)
+    width = max(map(len, keys))
+    for key in keys:
+        print(f"  {key:{width}} {counts.get(key, 0):>12,}")
     if not manifest["reconciliation"]["reconciled"]:
         print("  warning: counts do not reconcile; see manifest.json", file=sys.stderr)
     for line in split_lines(manifest) + duplicate_lines(manifest, output):
         print(line)
+    if counts.get("documents_reused"):
+        print(f"finetune-etl: reused the media of {counted(counts['documents_reused'], 'document')} from "
+              f"{manifest['incremental']['from']} (no fetch, no decode); "
+              f"{counted(counts.get('media_files', 0), 'media file')} loaded")
+    if counts.get("remote_files") and not counts.get("remote_files_loaded"):
+        print(f"finetune-etl: none of the {counted(counts['remote_files'], 'remote media file')} could be fetched; "
+              "if this machine cannot reach them, pass --no-fetch-remote to keep their URIs as they are")
     dead = counts.get("dead_letters", 0)
     if dead:
         print(f"finetune-etl: {counted(dead, 'dead letter')} (rows or media that could not be used, each with "
               f"its reason); list them with: finetune-etl errors {shlex.quote(output)}")
+    if counts.get("documents_rejected"):  # media that could not be loaded: a re-run reuses what did load
+        print(f"finetune-etl: once their causes are fixed, run this same command with --incremental-from "
+              f"{shlex.quote(output)} --overwrite: media already loaded are reused, only the failed files (and "
+              "new ones) are fetched again")
 
 
 def duplicate_lines(manifest: dict, output: str) -> list[str]:

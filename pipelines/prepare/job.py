@@ -13,6 +13,9 @@ from typing import Optional
 from pipelines.prepare.inputs import InputPlan, plan_inputs
 from schemas.options import (ConfigError, CSVOptions, DuplicateOptions, MediaOptions, OutputOptions, ReadTuning,
                             SplitOptions)
+from schemas.version import VERSION
+from transforms.media.host_limits import host_state_folder
+from transforms.media.previous_dataset import PreviousDataset, open_previous
 from transforms.staging import claim, remove_dead_stagings, shards_url, staging_url
 from transforms.output_folder import check_replaceable
 from transforms.layout import LayoutSpec
@@ -21,8 +24,9 @@ from transforms.uris import redact
 from transforms.write.formats import writers_for
 from transforms.write.shard_writer import ShardWriter
 
-VERSION = "0.1.0"
 MEDIA_BYTES_PER_FILE = 256 * 1024
+KEY_BYTES_PER_FILE = 256  # --incremental-from: a medium's match key and place, in the reuse stage's join
+TOOL = f"finetune-etl {VERSION}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +41,8 @@ class PrepareJob:
     media: MediaOptions = MediaOptions()
     split: SplitOptions = SplitOptions()
     duplicates: DuplicateOptions = DuplicateOptions()
+    incremental_from: Optional[str] = None  # a previous complete dataset whose documents this run may reuse
+    previous: Optional[PreviousDataset] = None  # that dataset, as planned (None without --incremental-from)
 
     @property
     def staging(self) -> str:
@@ -73,17 +79,32 @@ class PrepareJob:
         return LayoutSpec(self.inputs.layout, self.inputs.modalities, self.csv.score_scale,
                           modalities_forced=self.csv.modalities is not None, media_root=self.inputs.media_root)
 
+    @property
+    def key_buckets(self) -> int:
+        """Buckets of the reuse stage's join (--incremental-from): enough that one holds about `bucket_bytes`
+        of match keys and places of this run's media and the previous dataset's."""
+        files = 2 * max(self.inputs.estimated_rows, self.previous.documents if self.previous else 0)
+        return max(1, math.ceil(files * KEY_BYTES_PER_FILE / self.tuning.bucket_bytes))
+
+    @property
+    def reuses_media(self) -> bool:
+        """Whether media may be taken from a previous dataset (--incremental-from, a run that loads media with
+        the media options that made it)."""
+        return self.previous is not None and not self.previous.refused
+
     def manifest(self) -> dict:
         return {
             "format_version": 1,
-            "tool": f"finetune-etl {VERSION}",
+            "tool": TOOL,
             "run_id": self.run_id,
             "layout": self.inputs.layout,
             "clip": self.layout.is_clip,
             "modalities": list(self.inputs.modalities),
             "media_root": None if self.inputs.media_root is None else redact(self.inputs.media_root),
+            "opt_outs": "ignored (--ignore-opt-outs)" if self.media.ignore_opt_outs else "honoured",
             "options": {"csv": dataclasses.asdict(self.csv), "output": dataclasses.asdict(self.output),
-                        "media": dataclasses.asdict(self.media), "split": dataclasses.asdict(self.split),
+                        "media": _without(dataclasses.asdict(self.media), "host_state"),
+                        "split": dataclasses.asdict(self.split),
                         "duplicates": dataclasses.asdict(self.duplicates)},
             "inputs": [
                 {"url": redact(f.url), "size": f.size, "delimiter": f.dialect.delimiter,
@@ -91,7 +112,13 @@ class PrepareJob:
                  "fields": f.expected_fields, **decision.manifest()}
                 for f, decision in zip(self.inputs.files, self.inputs.decisions, strict=True)
             ] + [{"url": redact(url), "size": size, "format": "docarray"} for url, size in self.inputs.docarray_files],
+            **({"incremental": self.previous.manifest()} if self.previous is not None else {}),
         }
+
+
+def _without(options: dict, name: str) -> dict:
+    """An options dict without one run-local entry (e.g. a temp folder that says nothing about the data)."""
+    return {key: value for key, value in options.items() if key != name}
 
 
 def new_run_id() -> str:
@@ -120,13 +147,18 @@ def resolve_output(url: str, run_id: str, now: datetime.datetime) -> str:
 
 def plan_job(input_patterns: list[str], csv: CSVOptions, output: OutputOptions, tuning: ReadTuning,
              run_id: Optional[str] = None, media: MediaOptions = MediaOptions(),
-             split: SplitOptions = SplitOptions(), duplicates: DuplicateOptions = DuplicateOptions()) -> PrepareJob:
+             split: SplitOptions = SplitOptions(), duplicates: DuplicateOptions = DuplicateOptions(),
+             incremental_from: Optional[str] = None) -> PrepareJob:
     """Options -> a PrepareJob, checking inputs and output first (ConfigError on a mistake)."""
     writers_for(output.format)  # an unknown format is a mistake before any input is read
     run_id = run_id or new_run_id()
     output = dataclasses.replace(output, output=resolve_output(
         output.output, run_id, datetime.datetime.now(datetime.timezone.utc)))
-    job = PrepareJob(plan_inputs(input_patterns, csv), csv, output, tuning, run_id, media, split, duplicates)
+    media = dataclasses.replace(media, host_state=media.host_state or host_state_folder(run_id))
+    job = PrepareJob(plan_inputs(input_patterns, csv), csv, output, tuning, run_id, media, split, duplicates,
+                     incremental_from)
+    if incremental_from:
+        job = dataclasses.replace(job, previous=open_previous(incremental_from, media, TOOL, job.loads_media))
     if split.by == "document" and job.inputs.layout != "labeled":
         raise ConfigError(f"--split-by document applies to labeled rows; these inputs are read as {job.inputs.layout} "
                           "(whose groups are fixed: see the README's splits section).")

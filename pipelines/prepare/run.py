@@ -11,6 +11,7 @@ from pipelines.prepare.build import build
 from pipelines.prepare.job import PrepareJob
 from pipelines.prepare.progress import ProgressLine
 from transforms.commit import discard_version, unpublished_reason
+from transforms.media.host_limits import remove_host_state
 from transforms.output_folder import OutputTaken
 from transforms.staging import remove_staging
 
@@ -19,6 +20,8 @@ def run(job: PrepareJob, beam_args: list[str], progress_every: float = 30.0) -> 
     """Run the job; returns the manifest written. On a local runner (the DirectRunner, Dask) progress is
     shown on stderr: a line rewritten every second on a terminal, else a line every `progress_every`
     seconds (0: none)."""
+    if job.previous is not None and job.previous.refused:
+        print(job.previous.note(), file=sys.stderr)  # --incremental-from, but every medium loads again
     on_dask = "DaskRunner" in (PipelineOptions(beam_args).view_as(StandardOptions).runner or "")
     if on_dask and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in beam_args):
         beam_args = [*beam_args, "--dask_partition_size=1"]
@@ -39,6 +42,8 @@ def run(job: PrepareJob, beam_args: list[str], progress_every: float = 30.0) -> 
     except BaseException:
         discard_run(job)
         raise
+    finally:
+        remove_host_state(job.media.host_state)  # per-host slots, given-up hosts, robots.txt copies
     taken = unpublished_reason(job.staging)
     if taken:  # another run published to --output while this one ran
         discard_run(job)

@@ -55,6 +55,8 @@ BENCHES = {
               "media_bench", "--copies", "1", "--only", "http,sampling", "--quick", "--data", "{test_data}"),
     "duplicates": ("test_duplicates_bench_runs_plain_and_near_and_finds_the_photo_copies",
                    "duplicates_bench", "--layout", "", "--images", "20"),
+    "incremental": ("test_incremental_bench_reuses_the_unchanged_photos",
+                    "incremental_bench", "--photos", "20", "--changed", "10"),
 }
 
 
@@ -126,3 +128,15 @@ def test_duplicates_bench_runs_plain_and_near_and_finds_the_photo_copies(benches
     found, clusters = int(rows["--near-duplicates"][7]), int(rows["--near-duplicates"][8])
     assert found >= 4 and clusters >= 2, rows  # each copy with its original
     assert_charts(report, tmp_path, ["near-duplicates.png"])
+
+
+def test_incremental_bench_reuses_the_unchanged_photos(benches):
+    bench = benches["incremental"]
+    report, tmp_path = bench.report(), bench.folder
+    assert "## Incremental re-runs" in report and "`python -m bench.incremental_bench --workdir" in report
+    rows = {cells[1]: cells for cells in (line.strip("| ").split(" | ") for line in report.splitlines())
+            if cells[0] == "20 photos, 10% changed (2 rows)"}
+    assert set(rows) == {"scratch", "incremental"}, report
+    assert rows["scratch"][6:10] == ["20", "0", "20", "yes"]  # documents, reused, files sent, identical
+    assert rows["incremental"][6:10] == ["20", "18", "2", "yes"]
+    assert_charts(report, tmp_path, ["incremental.png"])

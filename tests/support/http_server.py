@@ -4,7 +4,7 @@ Use the `http_server` fixture (registered for every test module by tests/conftes
 files put in `server.root` and counts every request per path (query included) in `server.hits`.
 
 Routes (n, name and seconds are parts of the path or query):
-  /files/<name>            the file root/<name> (404 when missing)
+  /files/<name>[?delay=S]  the file root/<name> (404 when missing), after S seconds (default 0)
   /stream/<name>           the same file without a Content-Length (the body ends when the connection closes)
   /status/<code>[/<name>]  always that status
   /flaky/<n>/<name>        500 for the first n requests of this path, then the file
@@ -16,8 +16,15 @@ Routes (n, name and seconds are parts of the path or query):
   /redirect?to=<url>       302 to that URL
   /loop                    302 to itself
   /big                     declares a Content-Length of 10**12, sends 1 KiB and closes
+  /tagged/<name>?tag=T     the file with the header `X-Robots-Tag: T`
+  /cached/<name>           the file with an ETag and a Last-Modified; 304 when the request's If-None-Match or
+                           If-Modified-Since says the client has it (counted in server.not_modified)
+  /robots.txt              server.robots = (status, text) when set, else 404
+Every request's User-Agent is kept in server.user_agents.
 """
 import collections
+import email.utils
+import hashlib
 import http.server
 import threading
 import time
@@ -38,19 +45,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             hits = server.hits[self.path]
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
+            server.user_agents.append(self.headers.get("User-Agent"))
+        self._counted = True
         try:
             self._route(urlsplit(self.path), hits)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test): nothing to answer
         finally:
-            with server.lock:
-                server.in_flight -= 1
+            self._answering()
+
+    def _answering(self):
+        """The request stops counting as in flight just before its answer is sent: a client cannot have
+        finished (and sent its next request) before that, so max_in_flight never counts one request twice."""
+        if self._counted:
+            self._counted = False
+            with self.server.lock:
+                self.server.in_flight -= 1
 
     def _route(self, url, hits: int):
         parts = [p for p in url.path.split("/") if p]
         query = {key: values[0] for key, values in parse_qs(url.query).items()}
         route, rest = (parts[0] if parts else ""), "/".join(parts[1:])
         if route == "files":
+            time.sleep(float(query.get("delay", 0)))
             self._file(rest)
         elif route == "stream":
             self._file(rest, length=False)
@@ -76,6 +93,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(302, b"", {"Location": query.get("to") or "/" + rest})
         elif route == "loop":
             self._send(302, b"", {"Location": url.path})
+        elif route == "tagged":
+            data = self._data(rest)
+            if data is not None:
+                self._send(200, data, {"X-Robots-Tag": query.get("tag", "noai")})
+        elif route == "cached":
+            self._cached(rest)
+        elif route == "robots.txt" and self.server.robots is not None:
+            status, text = self.server.robots
+            self._send(status, text.encode())
         elif route == "big":
             self._head(200, {"Content-Length": str(10**12)})
             self.wfile.write(b"x" * 1024)
@@ -95,6 +121,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._head(200, {"Content-Length": str(len(data))} if length else {})
             self.wfile.write(data)
 
+    def _cached(self, name: str):
+        data = self._data(name)
+        if data is None:
+            return
+        etag = '"%s"' % hashlib.sha256(data).hexdigest()[:16]
+        modified = email.utils.formatdate((self.server.root / name).stat().st_mtime, usegmt=True)
+        asked_etag, asked_since = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
+        if asked_etag == etag or (asked_etag is None and asked_since == modified):
+            with self.server.lock:
+                self.server.not_modified += 1
+            self._send(304, b"", {"ETag": etag, "Last-Modified": modified})
+        else:
+            self._send(200, data, {"ETag": etag, "Last-Modified": modified})
+
     def _trickle(self, every: float, size: int):
         self._head(200, {"Content-Length": str(size)})
         for _ in range(size):
@@ -103,6 +143,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(every)
 
     def _head(self, status: int, headers: dict):
+        self._answering()
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -122,6 +163,7 @@ class LoopbackServer(http.server.ThreadingHTTPServer):
     `url(path)` names a path on it. Clients that hang up mid-answer are not errors here."""
 
     daemon_threads = True
+    request_queue_size = 128  # the standard 5 drops SYNs when many clients connect at once (1 s retries)
     block_on_close = False  # handlers still sleeping in a slow route must not hold up the test's end
 
     def __init__(self, handler):
@@ -147,14 +189,17 @@ class LoopbackServer(http.server.ThreadingHTTPServer):
 
 class LoopbackHTTPServer(LoopbackServer):
     """The test server: `url(path)`, `hits` (Counter of request paths), `hit_times` (monotonic times per
-    path), `max_in_flight` (most requests handled at once), `root` (the folder /files serves)."""
+    path), `max_in_flight` (most requests received and not yet answered at once), `root` (the folder /files serves), `robots`
+    ((status, text) of /robots.txt, None: 404), `user_agents`, `not_modified` (304s sent)."""
 
     def __init__(self, root: Path, slow_seconds: float = 2.0):
         super().__init__(_Handler)
         self.root = Path(root)
         self.slow_seconds = slow_seconds
         self.hit_times = collections.defaultdict(list)
-        self.in_flight = self.max_in_flight = 0
+        self.in_flight = self.max_in_flight = self.not_modified = 0
+        self.robots = None
+        self.user_agents = []
 
 
 @pytest.fixture

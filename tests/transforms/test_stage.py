@@ -123,3 +123,12 @@ def test_sum_counts_adds_values_per_key_and_sorts_keys():
     result = combine.extract_output(merged)
     assert result == {"a": 2, "b": 4, "c": 4} and list(result) == ["a", "b", "c"]
     assert combine.extract_output(combine.create_accumulator()) == {}
+
+
+def test_apply_step_reads_a_main_of_several_pcollections_one_by_one():
+    with TestPipeline() as p:
+        parts = (p | "A" >> beam.Create([batch_of(1, 2)]), p | "B" >> beam.Create([batch_of(3, 4), batch_of(6)]))
+        flow = apply_step(StageOutput(parts), "KeepEven", _KeepEvenFn())
+        assert_that(flow.main, values_in_batches([2, 4, 6]), label="Main")
+        assert_that(summed(flow.counts, p, "Counts"), equal_to([{"dead_letters": 2, "dead_letters.test.odd": 2,
+                                                                 "kept": 3, "rows_read": 5}]), label="Counts")

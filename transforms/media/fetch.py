@@ -5,15 +5,21 @@ Safety: local paths are resolved (symlinks, `..`) before the --allowed-roots che
 files; before every http(s) hop the host is resolved, non-public addresses are refused unless
 --allow-private-network, and the connection goes to the address checked (no second DNS answer). fsspec
 URLs are limited to object stores and to network filesystems (ftp, sftp, ...) whose host is checked alike.
+Manners (http(s)): every request names us (--user-agent); robots.txt and X-Robots-Tag opt-outs are honoured
+(robots.py); requests in flight per host are limited and a host that keeps failing is given up for the run
+(host_limits.py); a batch's files still unfetched at its deadline are handed back as timeouts. With --cache,
+http(s) bytes are kept between runs and revalidated with conditional requests (fetch_cache.py).
 """
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import http.client
 import ipaddress
 import os
 import socket
 import stat
+import threading
 import time
 import zlib
 from typing import Optional
@@ -26,6 +32,9 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from schemas.options import MediaOptions
 from transforms.media.errors import MediaError
+from transforms.media.fetch_cache import FetchCache
+from transforms.media.host_limits import HostGiveUp, HostLimits, host_key
+from transforms.media.robots import ROBOTS_MAX_BYTES, RobotsRules, opt_out
 
 MAX_URI_CHARS = 8192
 MAX_REDIRECTS = 5
@@ -41,12 +50,15 @@ HOSTED = ("ftp", "sftp", "ssh", "smb", "webdav", "webhdfs", "hdfs", "dbfs")
 
 @dataclasses.dataclass(frozen=True)
 class Fetched:
-    """One URI's bytes (data) or why there are none (error); attempts counts tries (0: never tried)."""
+    """One URI's bytes (data) or why there are none (error); attempts counts tries (0: never tried);
+    source says where the bytes came from: network, cache (trusted within --cache-max-age) or revalidated
+    (the server answered 304 Not Modified to a cached entry)."""
 
     uri: str
     data: Optional[bytes]
     error: Optional[MediaError]
     attempts: int
+    source: str = "network"
 
 
 class _Transient(MediaError):
@@ -59,21 +71,31 @@ class _Transient(MediaError):
 
 def fetch_all(uris: list[str], options: MediaOptions) -> list[Fetched]:
     """URIs -> one Fetched per URI, in input order; each distinct URI is fetched once, up to
-    options.concurrency at a time (threads: the work is waiting on disks and networks)."""
+    options.concurrency at a time (threads: the work is waiting on disks and networks). URIs still unfetched
+    after options.batch_deadline seconds are `timeout` failures (their threads stop at their next retry)."""
     distinct = list(dict.fromkeys(uris))
     workers = max(1, min(options.concurrency, len(distinct)))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        by_uri = dict(zip(distinct, pool.map(lambda uri: fetch_one(uri, options), distinct)))
+    given_up = threading.Event()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch")
+    futures = {uri: pool.submit(fetch_one, uri, options, given_up) for uri in distinct}
+    concurrent.futures.wait(futures.values(), timeout=options.batch_deadline)
+    given_up.set()
+    pool.shutdown(wait=False, cancel_futures=True)
+    late = MediaError("timeout", f"not fetched within --batch-deadline {options.batch_deadline:g}s (a slow host or "
+                                 "disk); the rest of its batch went on. Re-run to retry it, or raise --batch-deadline")
+    by_uri = {uri: future.result() if future.done() and not future.cancelled() else Fetched(uri, None, late, 1)
+              for uri, future in futures.items()}
     return [by_uri[uri] for uri in uris]
 
 
-def fetch_one(uri: str, options: MediaOptions) -> Fetched:
-    """One URI -> Fetched; never raises.
+def fetch_one(uri: str, options: MediaOptions, given_up: Optional[threading.Event] = None) -> Fetched:
+    """One URI -> Fetched; never raises. `given_up` set: the caller stopped waiting (no more retries).
 
     Local paths, file:// and local:// URLs are read from disk; http(s):// with urllib3 (redirects,
-    address checks and retries are ours); any other scheme through fsspec. --no-fetch-remote skips
+    address checks, retries and manners are ours); any other scheme through fsspec. --no-fetch-remote skips
     http(s) and fsspec URLs, except memory:// which lives in this process and so counts as local.
     """
+    given_up = given_up or threading.Event()
     try:
         kind, target = _route(uri, options)
     except MediaError as error:
@@ -81,7 +103,9 @@ def fetch_one(uri: str, options: MediaOptions) -> Fetched:
     try:
         if kind == "local":
             return Fetched(uri, _read_local(target, options), None, 1)
-        return _with_retries(uri, _read_http if kind == "http" else _read_fsspec, options)
+        if kind == "http":
+            return _fetch_http(uri, options, given_up)
+        return _with_retries(uri, _read_fsspec, options, given_up)
     except MediaError as error:
         return Fetched(uri, None, error, 1)
     except Exception as error:  # a bug or an OS oddity must become a dead letter, not a failed bundle
@@ -143,16 +167,19 @@ def _route(uri: str, options: MediaOptions) -> tuple[str, str]:
     return "fsspec", uri
 
 
-def _with_retries(uri: str, read, options: MediaOptions) -> Fetched:
-    """Call read(uri, options) until it returns bytes, raises a final MediaError, or retries run out."""
+def _with_retries(uri: str, read, options: MediaOptions, given_up: threading.Event) -> Fetched:
+    """Call read(uri, options) until it returns bytes (or (bytes, source)), raises a final MediaError, or
+    retries run out; no retry once `given_up` is set."""
     attempts = options.retries + 1
     for attempt in range(attempts):
         try:
-            return Fetched(uri, read(uri, options), None, attempt + 1)
+            value = read(uri, options)
+            data, source = value if isinstance(value, tuple) else (value, "network")
+            return Fetched(uri, data, None, attempt + 1, source)
         except _Transient as error:
             last = error
-            if attempt + 1 < attempts:
-                time.sleep(_delay(uri, attempt, options, error.retry_after))
+            if attempt + 1 < attempts and given_up.wait(_delay(uri, attempt, options, error.retry_after)):
+                return Fetched(uri, None, error, attempt + 1)
         except MediaError as error:
             return Fetched(uri, None, error, attempt + 1)
     reason = f"{last.reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
@@ -187,12 +214,14 @@ def _opened_path(descriptor: int, fallback: str) -> str:
 
 
 def _read_local(path: str, options: MediaOptions) -> bytes:
-    """A local path -> its bytes, after the --allowed-roots and regular-file checks."""
+    """A local path -> its bytes, after the --allowed-roots and regular-file checks. Without roots the path
+    is not resolved (links are followed by the kernel: resolving in Python costs a system call per part of
+    the path, and only the roots check needs the real path)."""
+    roots = None if options.allowed_roots is None else [os.path.realpath(root) for root in options.allowed_roots]
     try:
-        real = os.path.realpath(path)
+        real = os.path.abspath(path) if roots is None else os.path.realpath(path)
     except OSError as error:  # a link changed into a folder while it was resolved
         raise MediaError("unreadable", f"cannot be resolved: {error.strerror}") from None
-    roots = None if options.allowed_roots is None else [os.path.realpath(root) for root in options.allowed_roots]
     if not _inside(real, roots):
         raise MediaError("path_not_allowed", f"resolves to {real}, outside --allowed-roots "
                                              f"{','.join(options.allowed_roots)}; add its folder to --allowed-roots")
@@ -207,7 +236,9 @@ def _read_local(path: str, options: MediaOptions) -> bytes:
     if info.st_size > options.max_bytes:
         raise _too_large(info.st_size, options)
     # O_NONBLOCK and the fstat guard against the file being swapped for a FIFO or device after the stat.
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if roots is not None:  # the real path has no link left: one appearing now is a swap
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
         descriptor = os.open(real, flags)
     except OSError as error:
@@ -218,7 +249,8 @@ def _read_local(path: str, options: MediaOptions) -> bytes:
             raise MediaError("not_a_file", f"{real} changed into something that is not a regular file")
         # The file opened must be the file checked: a folder or link swapped between the check and the open
         # (a race with the path) could lead outside the roots. Checked on the descriptor itself, before reading.
-        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino) or not _inside(_opened_path(descriptor, real), roots):
+        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino) or (
+                roots is not None and not _inside(_opened_path(descriptor, real), roots)):
             raise MediaError("path_not_allowed", f"{path} changed while it was opened (a folder or link was swapped); "
                                                  "it is not read")
         data = handle.read(options.max_bytes + 1)
@@ -266,25 +298,53 @@ def _read_fsspec_now(uri: str, options: MediaOptions) -> bytes:
     return data
 
 
-def _read_http(uri: str, options: MediaOptions) -> bytes:
-    """One attempt at an http(s) URL -> its body, following at most MAX_REDIRECTS redirects, every hop
-    address-checked; the whole attempt is cut off after about options.timeout seconds."""
+@functools.lru_cache(maxsize=None)
+def _host_limits(folder: Optional[str], concurrency: int, threshold: int) -> HostLimits:
+    return HostLimits(folder, concurrency, threshold)
+
+
+@functools.lru_cache(maxsize=None)
+def _robots_rules(folder: Optional[str]) -> RobotsRules:
+    return RobotsRules(folder)
+
+
+def _fetch_http(uri: str, options: MediaOptions, given_up: threading.Event) -> Fetched:
+    """An http(s) URL -> Fetched, through the fetch cache when there is one: an entry younger than
+    --cache-max-age is used as it is; an older one is revalidated (304: used; 200: replaced)."""
+    cache = FetchCache(options.cache) if options.cache else None
+    entry = cache.get(uri) if cache else None
+    if entry is not None and options.cache_max_age is not None and time.time() - entry.stored_at <= options.cache_max_age:
+        return Fetched(uri, entry.data, None, 0, "cache")
+    asked = entry.conditional_headers() if entry is not None else {}
+    answers = []
+    fetched = _with_retries(uri, lambda u, o: _read_http(u, o, given_up, asked, answers), options, given_up)
+    if cache is None or fetched.error is not None:
+        return fetched
+    headers = answers[-1]
+    if fetched.source == "revalidated":
+        cache.refresh(uri, entry, headers.get("ETag"), headers.get("Last-Modified"))
+        return dataclasses.replace(fetched, data=entry.data)
+    cache.put(uri, fetched.data, headers.get("ETag"), headers.get("Last-Modified"))
+    return fetched
+
+
+def _read_http(uri: str, options: MediaOptions, given_up: threading.Event, conditional: dict,
+               answers: list) -> tuple[bytes, str]:
+    """One attempt at an http(s) URL -> (body, "network"), or (b"", "revalidated") when the server answers
+    304 to the `conditional` headers; follows at most MAX_REDIRECTS redirects, every hop address-checked and
+    allowed by the host's robots.txt; the whole attempt is cut off after about options.timeout seconds.
+    The final response's headers are appended to `answers`."""
     deadline = time.monotonic() + options.timeout
     url, seen = uri, {uri}
     for _ in range(MAX_REDIRECTS + 1):
-        parts, pool = _connection_pool(url, options, deadline)
-        headers = {"Host": parts.netloc, "Accept-Encoding": "identity", "User-Agent": "finetune-etl"}
-        if parts.auth:
-            headers.update(urllib3.util.make_headers(basic_auth=parts.auth))
-        with pool, _transport_errors(options):
-            response = pool.urlopen("GET", parts.request_uri, headers=headers, redirect=False,
-                                    preload_content=False, assert_same_host=False)
-            try:
-                if response.status not in _REDIRECTS or not response.headers.get("Location"):
-                    _check_status(response)
-                    return _read_body(response, options, deadline)
-            finally:
-                response.close()  # also the connection: the pool only closes the idle ones
+        with _hop(url, options, deadline, given_up, conditional) as response:
+            if response.status not in _REDIRECTS or not response.headers.get("Location"):
+                _check_opt_outs(response, options)
+                answers.append(response.headers)
+                if response.status == 304 and conditional:
+                    return b"", "revalidated"
+                _check_status(response)
+                return _read_body(response, options, deadline), "network"
         url = urljoin(url, response.headers["Location"])
         if not url.lower().startswith(("http://", "https://")):
             raise MediaError("bad_redirect", f"redirects to {url[:200]}, which is not http(s)")
@@ -294,16 +354,92 @@ def _read_http(uri: str, options: MediaOptions) -> bytes:
     raise MediaError("redirect_loop", f"redirects more than {MAX_REDIRECTS} times")
 
 
-def _connection_pool(url: str, options: MediaOptions, deadline: float) -> tuple[urllib3.util.Url, object]:
-    """URL -> (its parts, a one-connection pool to the address its host resolves to, once that is checked)."""
+@contextlib.contextmanager
+def _hop(url: str, options: MediaOptions, deadline: float, given_up: threading.Event, extra_headers: dict,
+         robots: bool = True):
+    """One request -> its response (body unread) for the block, sent once the host is not given up, its
+    robots.txt allows the URL (unless robots=False or --ignore-opt-outs) and one of its in-flight slots is
+    free. Connection errors, timeouts and DNS failures count towards giving the host up."""
     parts = _parse(url)
     host, port = parts.host.strip("[]"), parts.port or (443 if parts.scheme == "https" else 80)
+    key = host_key(parts.scheme, host, port)
+    limits = _host_limits(options.host_state, options.per_host_concurrency, options.host_failure_threshold)
+    _check_host(limits, key, host, options)
+    if robots and not options.ignore_opt_outs:
+        robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
+        refusal = _robots_rules(options.host_state).refusal(
+            key, robots_url, url, options.user_agent, lambda u: _read_robots(u, options, given_up))
+        if refusal is not None:
+            raise MediaError("robots_disallowed", f"{refusal}; the file is not fetched (--ignore-opt-outs is for "
+                                                  "your own servers)")
+    headers = {"Host": parts.netloc, "Accept-Encoding": "identity", "User-Agent": options.user_agent, **extra_headers}
+    if parts.auth:
+        headers.update(urllib3.util.make_headers(basic_auth=parts.auth))
+    try:
+        with limits.slot(key, given_up.is_set):
+            try:
+                pool = _connection_pool(parts, host, port, options, deadline)
+                with pool, _transport_errors(options):
+                    response = pool.urlopen("GET", parts.request_uri, headers=headers, redirect=False,
+                                            preload_content=False, assert_same_host=False)
+                    try:
+                        yield response
+                    finally:
+                        response.close()  # also the connection: the pool only closes the idle ones
+            except MediaError as error:
+                limits.record(key, failed=error.reason_class in ("connection_error", "timeout"), reason=error.reason)
+                raise
+            limits.record(key, failed=False)
+    except HostGiveUp:
+        _check_host(limits, key, host, options)
+        raise MediaError("timeout", f"waited for a free connection to {host} past --batch-deadline "
+                                    f"{options.batch_deadline:g}s (--per-host-concurrency "
+                                    f"{options.per_host_concurrency})") from None
+
+
+def _check_host(limits: HostLimits, key: str, host: str, options: MediaOptions) -> None:
+    """MediaError host_unreachable when the host was given up in this run."""
+    reason = limits.down_reason(key)
+    if reason is not None:
+        raise MediaError("host_unreachable", f"host {host} was given up for this run after {reason} "
+                                             f"(--host-failure-threshold {options.host_failure_threshold}); "
+                                             "re-run later to retry these rows")
+
+
+def _check_opt_outs(response, options: MediaOptions) -> None:
+    """MediaError opted_out when the response's X-Robots-Tag opts out of AI use (unless --ignore-opt-outs)."""
+    if options.ignore_opt_outs:
+        return
+    directive = opt_out(response.headers.getlist("X-Robots-Tag"), options.user_agent)
+    if directive is not None:
+        raise MediaError("opted_out", f"the server opts this file out with X-Robots-Tag: {directive}; it is not "
+                                      "used (--ignore-opt-outs is for your own servers)")
+
+
+def _read_robots(robots_url: str, options: MediaOptions, given_up: threading.Event) -> tuple[int, bytes]:
+    """A host's /robots.txt -> (final HTTP status, at most ROBOTS_MAX_BYTES of its body), following redirects
+    with every address check (one attempt; a transport failure raises)."""
+    deadline = time.monotonic() + options.timeout
+    url = robots_url
+    for _ in range(MAX_REDIRECTS + 1):
+        with _hop(url, options, deadline, given_up, {}, robots=False) as response:
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or not location:
+                return response.status, response.read(ROBOTS_MAX_BYTES) if 200 <= response.status < 300 else b""
+        url = urljoin(url, location)
+        if not url.lower().startswith(("http://", "https://")):
+            return 404, b""  # RFC 9309: a robots.txt that cannot be reached by redirects is unavailable
+    return 404, b""
+
+
+def _connection_pool(parts: urllib3.util.Url, host: str, port: int, options: MediaOptions, deadline: float):
+    """A URL's parts -> a one-connection pool to the address its host resolves to, once that is checked."""
     addresses = _checked_addresses(host, port, options)
     timeout = urllib3.Timeout(connect=_remaining(deadline, options), read=_remaining(deadline, options))
     common = dict(port=port, timeout=timeout, retries=False, maxsize=1)
     if parts.scheme == "https":  # certificate and SNI still check the host name, not the address
-        return parts, urllib3.HTTPSConnectionPool(addresses[0], server_hostname=host, **common)
-    return parts, urllib3.HTTPConnectionPool(addresses[0], **common)
+        return urllib3.HTTPSConnectionPool(addresses[0], server_hostname=host, **common)
+    return urllib3.HTTPConnectionPool(addresses[0], **common)
 
 
 def _parse(url: str) -> urllib3.util.Url:

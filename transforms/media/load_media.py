@@ -35,7 +35,7 @@ STAGE = "media"
 SPREAD_KEYS = 1 << 20  # batches are grouped by their first key modulo this, to spread them over workers
 
 
-def _wanted(kind: str, uri: str, options: MediaOptions) -> bool:
+def wanted(kind: str, uri: str, options: MediaOptions) -> bool:
     """Whether this run loads a media URI: --no-fetch-remote leaves remote ones as URIs, as Finetuner did."""
     if not options.fetch_remote and is_remote(uri):
         return False
@@ -57,7 +57,7 @@ def load_media(rows: list[dict], options: MediaOptions, media_root: Optional[str
                 refs.append((i, c, None, "image"))  # already loaded (e.g. our own output): verify and describe
             elif target["modality"] == "mesh" and target["point_cloud"] is not None:
                 continue  # already sampled
-            elif target["uri"] and _wanted(target["modality"], resolve(target["uri"], media_root), options):
+            elif target["uri"] and wanted(target["modality"], resolve(target["uri"], media_root), options):
                 refs.append((i, c, target["uri"], target["modality"]))
     located = {uri: resolve(uri, media_root) for _, _, uri, _ in refs if uri}
     by_location = {f.uri: f for f in fetch_all(sorted(set(located.values())), options)}
@@ -94,8 +94,12 @@ def load_media(rows: list[dict], options: MediaOptions, media_root: Optional[str
                 _fill(row if c is None else row["chunks"][c], loaded[(j, c)])
         good.append(row)
     fetched_bytes = sum(len(f.data) for f in by_location.values() if f.data is not None)
+    remote = [f for f in by_location.values() if is_remote(f.uri) and (f.attempts or f.source == "cache")]  # tried
     counts = count(STAGE, dead=dead, documents_rejected=len(dead), media_files=len(by_location),
-                   bytes_fetched=fetched_bytes)
+                   bytes_fetched=fetched_bytes, remote_files=len(remote),
+                   remote_files_loaded=sum(f.error is None for f in remote),
+                   cache_hits=sum(f.source == "cache" for f in remote),
+                   cache_revalidated=sum(f.source == "revalidated" and f.error is None for f in remote))
     return good, dead, counts
 
 

@@ -170,3 +170,19 @@ def test_missing_dataset_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["errors", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("finetune-etl: error: ") and "no complete dataset" in err and len(err.strip().splitlines()) == 1
+
+
+def test_advice_is_to_fix_the_causes_and_run_the_same_job_again_incrementally(labeled, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["errors", str(labeled)]) == 0
+    advice = " ".join(capsys.readouterr().out.split())  # as one line, whatever the terminal's width
+    assert f"run the same `finetune-etl prepare` command again with --incremental-from {labeled} --overwrite" in advice
+    images = tmp_path / "data" / "images"
+    shutil.copy(IMAGES / "hopper_gray.jpg", images / "later.jpg")  # the media causes fixed; the CSV's two rows not
+    shutil.copy(IMAGES / "hopper.jpg", images / "broken.jpg")
+    again = ["prepare", "--input", str(tmp_path / "data" / "train.csv"), "--output", str(labeled), "--is-labeled"]
+    assert main([*again, "--incremental-from", str(labeled), "--overwrite"]) == 0
+    assert [(d["source_row"], d["stage"]) for d in dead_letters(labeled)] == [(5, "read"), (6, "layout")]
+    assert assert_reconciled(labeled)["documents_reused"] == 2
+    assert sorted(uri.rsplit("/", 1)[1] for *_, uri, _ in documents(labeled)) == [
+        "broken.jpg", "flower.jpg", "hopper.jpg", "later.jpg"]

@@ -189,9 +189,12 @@ def test_the_state_is_small_and_names_rows_not_data(few):
     iterator = iter(stream)
     for _ in range(5):
         next(iterator)
-    state = stream.state_dict()
+    state = stream.state_dict()  # the first piece's step: 320 of its rows yielded, begun with an empty buffer
+    assert (state["epoch"], state["row_group"], state["rows"], state["skip"], state["buffer"]) == (0, 0, 320, 0, [])
+    while state["row_group"] == 0:
+        next(iterator)
+        state = stream.state_dict()
     assert len(state["buffer"]) == 200 and all(len(c) == 2 for c in state["buffer"])
-    assert (state["epoch"], state["row_group"], state["rows"], state["skip"]) == (0, 0, 520, 0)
     assert len(json.dumps(state)) < 10_000
 
 

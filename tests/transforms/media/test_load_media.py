@@ -176,8 +176,13 @@ def test_http_images_load_and_failures_become_dead_letters(served, tmp_path):
     assert (rows_by_source(out)[2]["width"], rows_by_source(out)[2]["height"]) == (200, 245)
 
     for route, _, requests in HTTP_IMAGE_ROWS:
-        if route.startswith("/truncated/"):  # retried; on a loaded machine a retry may fall past the deadline
-            assert 2 <= served.hits[route] <= requests, (route, dict(served.hits))
+        if route.startswith("/truncated/"):
+            # The fetcher makes exactly `requests` attempts (its reason says so). The server may count one
+            # fewer: on a loaded machine an attempt can time out (0.5 s) before the server's thread has read
+            # the request, and a connection closed before its request line is read is no request to it.
+            letter = next(d for d in dead_by_source(out).values() if d["reason_class"] == "truncated")
+            assert f"gave up after {requests} attempts" in letter["reason"], letter
+            assert requests - 1 <= served.hits[route] <= requests, (route, dict(served.hits))
             continue
         assert served.hits[route] == requests, (route, dict(served.hits))
     c = reconciled(out)
