@@ -78,6 +78,21 @@ def test_second_run_fetches_only_new_and_failed_rows_and_matches_a_run_from_scra
     assert_same_documents(tmp_path / "second", tmp_path / "scratch")
 
 
+def test_a_file_its_site_opted_out_of_since_is_not_reused(tmp_path, http_server):
+    names = [f"p{i}.png" for i in range(6)]
+    draw_photos(http_server.root, names)
+    csv = labeled_csv(tmp_path, http_server, names, "rows.csv")
+    assert prepare(csv, tmp_path / "first") == 0
+    http_server.robots = (200, "User-agent: finetune-etl\nDisallow: /files/p2.png\n")  # the site opts out
+    assert prepare(csv, tmp_path / "second", "--incremental-from", str(tmp_path / "first")) == 0
+    assert [(d["reason_class"], d["source_row"]) for d in dead_letters(tmp_path / "second")] == [
+        ("robots_disallowed", 3)]
+    assert counts(tmp_path / "second")["documents_reused"] == 5
+    assert file_hits(http_server)["/files/p2.png"] == 1  # asked in the first run only
+    assert prepare(csv, tmp_path / "scratch") == 0
+    assert_same_documents(tmp_path / "second", tmp_path / "scratch")
+
+
 def test_meshes_are_reused_with_their_point_clouds(tmp_path, http_server):
     for name in MESHES:
         shutil.copy(TEST_DATA / "meshes" / name, http_server.root / name)

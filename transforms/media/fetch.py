@@ -397,6 +397,22 @@ def _hop(url: str, options: MediaOptions, deadline: float, given_up: threading.E
                                     f"{options.per_host_concurrency})") from None
 
 
+def robots_refusal(url: str, options: MediaOptions) -> Optional[str]:
+    """Why its host's robots.txt forbids fetching an http(s) URL now (a sentence), or None: allowed, not
+    http(s), --ignore-opt-outs, or robots.txt cannot be asked (the fetch itself would say why). For media a
+    run takes from elsewhere (--incremental-from), so that a site's opt-out since then is honoured."""
+    if options.ignore_opt_outs or not url.lower().startswith(("http://", "https://")):
+        return None
+    try:
+        parts = _parse(url)
+        host, port = parts.host.strip("[]"), parts.port or (443 if parts.scheme == "https" else 80)
+        return _robots_rules(options.host_state).refusal(
+            host_key(parts.scheme, host, port), f"{parts.scheme}://{parts.netloc}/robots.txt", url,
+            options.user_agent, lambda u: _read_robots(u, options, threading.Event()))
+    except MediaError:
+        return None
+
+
 def _check_host(limits: HostLimits, key: str, host: str, options: MediaOptions) -> None:
     """MediaError host_unreachable when the host was given up in this run."""
     reason = limits.down_reason(key)

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.options import MediaOptions
+from transforms.media.fetch import robots_refusal
 from transforms.media.load_media import wanted
 from transforms.uris import has_credentials, resolve
 
@@ -55,7 +56,8 @@ def candidate_references(docs, options: MediaOptions, media_root: Optional[str])
     bool: the documents that have at least one and whose every one has a key).
 
     The rules are LoadMedia's: an image that already carries its blob is verified by LoadMedia (so its
-    document is not reusable), a mesh that carries its points is not loaded again."""
+    document is not reusable), a mesh that carries its points is not loaded again; a remote file its host's
+    robots.txt now forbids is not reused (LoadMedia makes it a robots_disallowed dead letter)."""
     found = targets(docs, ("modality", "uri", "blob", "point_cloud"))
     references = []  # (row, slot, key)
     blocked = np.zeros(docs.num_rows, dtype=bool)
@@ -69,7 +71,7 @@ def candidate_references(docs, options: MediaOptions, media_root: Optional[str])
             continue
         elif uri and wanted(kind, location := resolve(uri, media_root), options):
             key = match_key(kind, uri, location)
-            if key is None:
+            if key is None or robots_refusal(location, options) is not None:  # LoadMedia says why
                 blocked[row] = True
             else:
                 references.append((row, slot, key))
