@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw
 from bench import report
 from bench.make_csv import cached_csv
 from bench.make_photos import HEIGHT, LABELS, QUALITY, WIDTH, distinct_photo
-from bench.measured_run import measured_prepare
+from bench.measured_run import add_comparison_arguments, measured_prepare
 
 SHAPES = 12  # random ellipses and rectangles drawn over each distinct photo
 COPY_QUALITY = 60
@@ -113,7 +113,7 @@ def run_once(csv: str, layout: str, out: str, near: bool, code: str) -> dict:
     """One prepare run of the project in folder `code` -> {seconds, cpu_seconds, peak_mb (largest process),
     tree_mb (the whole tree, sampled), documents, found, clusters}."""
     run = measured_prepare(["--input", csv, "--layout", layout] + (["--near-duplicates"] if near else []), out, code)
-    counts = run.pop("counts")
+    counts = run.pop("manifest")["counts"]
     return {**run, "documents": counts["documents_written"], "found": counts.get("near_duplicates_found", 0),
             "clusters": counts.get("near_duplicate_clusters", 0)}
 
@@ -148,11 +148,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--layout", default="labeled,pairs", help="text layouts, comma-separated ('': none)")
     parser.add_argument("--images", type=int, default=10_000, help="photos, a tenth of them near copies (0: none)")
-    parser.add_argument("--workdir", default="/tmp/finetune-etl-bench")
-    parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--code", default=report.REPO, help="the project folder to run (default: this one)")
-    parser.add_argument("--results", default=report.RESULTS)
-    parser.add_argument("--charts", help="also draw the ratios as a PNG into this folder (default: no chart)")
+    add_comparison_arguments(parser)
     args = parser.parse_args(argv)
     code = os.path.abspath(args.code)
     os.makedirs(args.workdir, exist_ok=True)

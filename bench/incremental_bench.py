@@ -38,7 +38,7 @@ from PIL import Image
 from bench import report
 from bench.loopback_server import LoopbackServer
 from bench.make_photos import LABELS, QUALITY, distinct_photo
-from bench.measured_run import measured_prepare
+from bench.measured_run import add_comparison_arguments, measured_prepare
 
 BASES = 64  # distinct gradients; each photo is one of them with its own number stamped in a corner
 STAMP = 8  # pixels per bit of the stamp
@@ -110,7 +110,7 @@ def run_once(csv: str, out: str, previous: str | None, code: str, server) -> dic
     run = measured_prepare(args, out, code)
     with server.lock:
         sent = sum(n for p, n in server.requests.items() if p.endswith(".jpg")) - before
-    counts = run.pop("counts")
+    counts = run.pop("manifest")["counts"]
     return {**run, "documents": counts["documents_written"], "reused": counts.get("documents_reused", 0), "sent": sent}
 
 
@@ -143,11 +143,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=5000)
     parser.add_argument("--changed", default="1,10", help="percentages of rows that name new photos")
-    parser.add_argument("--workdir", default="/tmp/finetune-etl-bench")
-    parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--code", default=report.REPO, help="the project folder to run (default: this one)")
-    parser.add_argument("--results", default=report.RESULTS)
-    parser.add_argument("--charts", help="also draw the ratios as a PNG into this folder (default: no chart)")
+    add_comparison_arguments(parser)
     args = parser.parse_args(argv)
     code = os.path.abspath(args.code)
     changed = [float(p) for p in args.changed.split(",")]

@@ -1,5 +1,7 @@
 """One `finetune-etl prepare` run of the project in a folder, measured: wall and CPU time, the largest
-process's peak (from /usr/bin/time -v) and the whole process tree's (sampled), and its manifest's counts."""
+process's peak (from /usr/bin/time -v) and the whole process tree's (sampled), and its manifest;
+and the options of the benchmarks that set such runs side by side (a feature against a plain run)."""
+import argparse
 import json
 import os
 import re
@@ -10,14 +12,25 @@ import time
 
 import psutil
 
+from bench import report
 from bench.media_memory_bench import tree_rss
 
 POLL_S = 0.2
 
 
+def add_comparison_arguments(parser: argparse.ArgumentParser, charts: bool = True) -> None:
+    """--workdir, --runs, --code (another copy of the project, for a before/after), --results (and --charts)."""
+    parser.add_argument("--workdir", default="/tmp/finetune-etl-bench")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--code", default=report.REPO, help="the project folder to run (default: this one)")
+    parser.add_argument("--results", default=report.RESULTS)
+    if charts:
+        parser.add_argument("--charts", help="also draw the ratios as a PNG into this folder (default: no chart)")
+
+
 def measured_prepare(args: list[str], out: str, code: str) -> dict:
     """`prepare ARGS --output OUT` run with the project in folder `code` (a fresh OUT each time) ->
-    {seconds, cpu_seconds, peak_mb (largest process), tree_mb (the whole tree), counts (the manifest's)}."""
+    {seconds, cpu_seconds, peak_mb (largest process), tree_mb (the whole tree), manifest}."""
     command = ["/usr/bin/time", "-v", sys.executable, "-m", "pipelines.cli", "prepare", *args, "--output", out]
     subprocess.run(["rm", "-rf", out], check=True)  # a new dataset each time, whatever version wrote the last one
     path = os.pathsep.join(filter(None, [code, os.environ.get("PYTHONPATH")]))
@@ -38,6 +51,6 @@ def measured_prepare(args: list[str], out: str, code: str) -> dict:
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
     cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", text).group(1)) for kind in ("User", "System"))
     with open(os.path.join(out, "manifest.json")) as handle:
-        counts = json.load(handle)["counts"]
+        manifest = json.load(handle)
     return {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak_kb / 1024, "tree_mb": tree / 2**20,
-            "counts": counts}
+            "manifest": manifest}

@@ -14,49 +14,32 @@ command.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
-import shlex
 import statistics
-import subprocess
 import sys
-import time
 
 from bench import report
 from bench.make_csv import cached_csv
+from bench.measured_run import add_comparison_arguments, measured_prepare
 
 SPLIT = "train=0.8,validation=0.1,test=0.1"
 
 
 def run_once(csv: str, layout: str, out: str, split: bool, code: str) -> dict:
     """One prepare run of the project in folder `code` -> {seconds, cpu_seconds, peak_mb, documents, shares}."""
-    command = ["/usr/bin/time", "-v", sys.executable, "-m", "pipelines.cli", "prepare", "--input", csv,
-               "--layout", layout, "--output", out, "--overwrite"] + (["--split", SPLIT] if split else [])
-    started = time.perf_counter()
-    path = os.pathsep.join(filter(None, [code, os.environ.get("PYTHONPATH")]))
-    done = subprocess.run(command, capture_output=True, text=True, cwd=code, env={**os.environ, "PYTHONPATH": path})
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{shlex.join(command)} failed:\n{done.stderr[-2000:]}")
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
-    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", done.stderr).group(1)) for kind in ("User", "System"))
-    with open(os.path.join(out, "manifest.json")) as handle:
-        manifest = json.load(handle)
+    run = measured_prepare(["--input", csv, "--layout", layout] + (["--split", SPLIT] if split else []), out, code)
+    manifest = run.pop("manifest")
     documents = manifest["counts"]["documents_written"]
     shares = {name: s["documents"] / max(documents, 1)
               for name, s in manifest.get("splits", {}).get("per_split", {}).items()}
-    return {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak_kb / 1024, "documents": documents, "shares": shares}
+    return {**run, "documents": documents, "shares": shares}
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--layout", default="pairs,labeled")
-    parser.add_argument("--workdir", default="/tmp/finetune-etl-bench")
-    parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--code", default=report.REPO, help="the project folder to run (default: this one)")
-    parser.add_argument("--results", default=os.path.join(report.REPO, "bench", "RESULTS.md"))
+    add_comparison_arguments(parser, charts=False)
     args = parser.parse_args(argv)
     code = os.path.abspath(args.code)
     os.makedirs(args.workdir, exist_ok=True)

@@ -82,6 +82,12 @@ def assert_charts(report: str, tmp_path: Path, names: list[str]) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
 
 
+def case_rows(report: str, case: str) -> dict[str, list[str]]:
+    """The cells of a report table's rows whose first cell is `case`, by their second cell (the run)."""
+    return {cells[1]: cells for cells in (line.strip("| ").split(" | ") for line in report.splitlines())
+            if cells[0] == case}
+
+
 def test_text_bench_reports_every_variant_with_a_chart(benches):
     bench = benches["text"]
     report, tmp_path = bench.report(), bench.folder
@@ -121,8 +127,7 @@ def test_duplicates_bench_runs_plain_and_near_and_finds_the_photo_copies(benches
     bench = benches["duplicates"]
     report, tmp_path = bench.report(), bench.folder
     assert "## Near duplicates" in report and "`python -m bench.duplicates_bench --workdir" in report
-    rows = {cells[1]: cells for cells in (line.strip("| ").split(" | ") for line in report.splitlines())
-            if cells[0] == "photos, 20 (2 near copies)"}
+    rows = case_rows(report, "photos, 20 (2 near copies)")
     assert set(rows) == {"plain", "--near-duplicates"}, report
     assert rows["plain"][6] == rows["--near-duplicates"][6] == "20" and rows["plain"][7:9] == ["0", "0"]
     found, clusters = int(rows["--near-duplicates"][7]), int(rows["--near-duplicates"][8])
@@ -134,8 +139,7 @@ def test_incremental_bench_reuses_the_unchanged_photos(benches):
     bench = benches["incremental"]
     report, tmp_path = bench.report(), bench.folder
     assert "## Incremental re-runs" in report and "`python -m bench.incremental_bench --workdir" in report
-    rows = {cells[1]: cells for cells in (line.strip("| ").split(" | ") for line in report.splitlines())
-            if cells[0] == "20 photos, 10% changed (2 rows)"}
+    rows = case_rows(report, "20 photos, 10% changed (2 rows)")
     assert set(rows) == {"scratch", "incremental"}, report
     assert rows["scratch"][6:10] == ["20", "0", "20", "yes"]  # documents, reused, files sent, identical
     assert rows["incremental"][6:10] == ["20", "18", "2", "yes"]

@@ -105,7 +105,7 @@ def fetch_one(uri: str, options: MediaOptions, given_up: Optional[threading.Even
             return Fetched(uri, _read_local(target, options), None, 1)
         if kind == "http":
             return _fetch_http(uri, options, given_up)
-        return _with_retries(uri, _read_fsspec, options, given_up)
+        return _with_retries(uri, lambda u, o: (_read_fsspec(u, o), "network"), options, given_up)
     except MediaError as error:
         return Fetched(uri, None, error, 1)
     except Exception as error:  # a bug or an OS oddity must become a dead letter, not a failed bundle
@@ -168,13 +168,12 @@ def _route(uri: str, options: MediaOptions) -> tuple[str, str]:
 
 
 def _with_retries(uri: str, read, options: MediaOptions, given_up: threading.Event) -> Fetched:
-    """Call read(uri, options) until it returns bytes (or (bytes, source)), raises a final MediaError, or
-    retries run out; no retry once `given_up` is set."""
+    """Call read(uri, options) until it returns (bytes, source), raises a final MediaError, or retries run
+    out; no retry once `given_up` is set."""
     attempts = options.retries + 1
     for attempt in range(attempts):
         try:
-            value = read(uri, options)
-            data, source = value if isinstance(value, tuple) else (value, "network")
+            data, source = read(uri, options)
             return Fetched(uri, data, None, attempt + 1, source)
         except _Transient as error:
             last = error
@@ -361,14 +360,11 @@ def _hop(url: str, options: MediaOptions, deadline: float, given_up: threading.E
     robots.txt allows the URL (unless robots=False or --ignore-opt-outs) and one of its in-flight slots is
     free. Connection errors, timeouts and DNS failures count towards giving the host up."""
     parts = _parse(url)
-    host, port = parts.host.strip("[]"), parts.port or (443 if parts.scheme == "https" else 80)
-    key = host_key(parts.scheme, host, port)
+    host, port, key = _host_of(parts)
     limits = _host_limits(options.host_state, options.per_host_concurrency, options.host_failure_threshold)
     _check_host(limits, key, host, options)
     if robots and not options.ignore_opt_outs:
-        robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
-        refusal = _robots_rules(options.host_state).refusal(
-            key, robots_url, url, options.user_agent, lambda u: _read_robots(u, options, given_up))
+        refusal = _robots_verdict(parts, url, options, given_up)
         if refusal is not None:
             raise MediaError("robots_disallowed", f"{refusal}; the file is not fetched (--ignore-opt-outs is for "
                                                   "your own servers)")
@@ -404,13 +400,22 @@ def robots_refusal(url: str, options: MediaOptions) -> Optional[str]:
     if options.ignore_opt_outs or not url.lower().startswith(("http://", "https://")):
         return None
     try:
-        parts = _parse(url)
-        host, port = parts.host.strip("[]"), parts.port or (443 if parts.scheme == "https" else 80)
-        return _robots_rules(options.host_state).refusal(
-            host_key(parts.scheme, host, port), f"{parts.scheme}://{parts.netloc}/robots.txt", url,
-            options.user_agent, lambda u: _read_robots(u, options, threading.Event()))
+        return _robots_verdict(_parse(url), url, options, threading.Event())
     except MediaError:
         return None
+
+
+def _host_of(parts: urllib3.util.Url) -> tuple[str, int, str]:
+    """A URL's parts -> (host, port, the host's key for limits and robots.txt)."""
+    host, port = parts.host.strip("[]"), parts.port or (443 if parts.scheme == "https" else 80)
+    return host, port, host_key(parts.scheme, host, port)
+
+
+def _robots_verdict(parts: urllib3.util.Url, url: str, options: MediaOptions, given_up: threading.Event) -> Optional[str]:
+    """Why the host's robots.txt (read once per host per run) forbids `url`, or None when it allows it."""
+    return _robots_rules(options.host_state).refusal(
+        _host_of(parts)[2], f"{parts.scheme}://{parts.netloc}/robots.txt", url, options.user_agent,
+        lambda robots_url: _read_robots(robots_url, options, given_up))
 
 
 def _check_host(limits: HostLimits, key: str, host: str, options: MediaOptions) -> None:
