@@ -12,11 +12,8 @@ from docarray import BaseDoc, DocList
 from docarray.typing import NdArray
 from pydantic import Field
 
-from schemas.documents import DOCUMENT_SCHEMA
+from schemas.documents import DOCUMENT_SCHEMA, LABEL_TAG, SCORE_TAG
 from schemas.modalities import PAIR, modality_of_extension, uri_extension
-
-LABEL_TAG = "finetuner_label"
-SCORE_TAG = "finetuner_score"
 
 
 # Media fields shared by a document and a chunk (Arrow's point_cloud is the docs' tensor).

@@ -25,6 +25,12 @@ _CONTENT_FIELDS = [
 
 CHUNK_TYPE = pa.struct([pa.field("modality", pa.string())] + _CONTENT_FIELDS)
 
+# Where a docarray document keeps its label and score, as Finetuner expects: tags {LABEL_TAG: ..., SCORE_TAG: ...}.
+# Here rather than in schemas.docarray_docs, so that writing `.docs` shards from Arrow does not import
+# docarray (which imports torch whenever torch is installed: seconds per run).
+LABEL_TAG = "finetuner_label"
+SCORE_TAG = "finetuner_score"
+
 DOCUMENT_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),

@@ -16,7 +16,6 @@ from transforms.commit import CommitOutput
 from transforms.group import GroupDocuments
 from transforms.read.byte_ranges import plan_ranges
 from transforms.read.read_csv import ReadCsv
-from transforms.read.read_docarray import ReadDocLists
 from transforms.sample import SampleRows
 from transforms.stage import StageOutput
 from transforms.storage import join_url
@@ -40,6 +39,7 @@ def build(pipeline: beam.Pipeline, job: PrepareJob, progress: bool = False, plan
             | "SampleRows" >> SampleRows(job.csv.size, job.csv.sampling_rate)
             | "ApplyLayout" >> ApplyLayout(job.layout))
     if job.inputs.docarray_files:
+        from transforms.read.read_docarray import ReadDocLists  # docarray imports torch whenever it is installed
         candidates.append(
             StageOutput.start(pipeline | "DocListInputs" >> beam.Create([url for url, _ in job.inputs.docarray_files]))
             | "ReadDocLists" >> ReadDocLists(job.tuning.batch_rows))

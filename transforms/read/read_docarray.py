@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 from docarray.proto import DocListProto
 
-from schemas.docarray_docs import LABEL_TAG, SCORE_TAG, infer_modality
-from schemas.documents import CANDIDATE_SCHEMA, KEY, DeadLetter
+from schemas.docarray_docs import infer_modality
+from schemas.documents import CANDIDATE_SCHEMA, KEY, LABEL_TAG, SCORE_TAG, DeadLetter
 from schemas.modalities import PAIR
 from transforms.document_keys import document_keys
 from transforms.uris import resolve

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.docarray_docs import LABEL_TAG, SCORE_TAG
+from schemas.documents import LABEL_TAG, SCORE_TAG
 from transforms.write.shard_writer import ShardWriter
 
 ROWS_PER_PIECE = 16_384  # documents encoded at once: temporaries of a few MB (larger ones cost page faults)
