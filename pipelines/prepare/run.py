@@ -30,6 +30,7 @@ def run(job: PrepareJob, beam_args: list[str], progress_every: float = 30.0) -> 
         # Threads are the fastest local mode: pyarrow and numpy release the GIL (bench/RESULTS.md).
         beam_args = [*beam_args, "--direct_running_mode=multi_threading", f"--direct_num_workers={os.cpu_count() or 1}"]
     options = PipelineOptions(beam_args)
+    answer_notebook_probe()
     terminal = sys.stderr.isatty()
     progress = (runner is not None or on_dask) and (terminal or progress_every > 0)
     pipeline = beam.Pipeline(runner=runner, options=options)
@@ -67,6 +68,20 @@ def discard_staging(staging: str) -> None:
         remove_staging(staging)
     except OSError:  # best effort
         pass
+
+
+def answer_notebook_probe() -> None:
+    """Beam asks, while it builds and runs a pipeline, whether it runs inside IPython (to label and clean up
+    for notebooks), and imports IPython to ask when it is installed: 0.6-0.8 s of a small run. A process that
+    has not imported IPython is not inside it, so the question is answered here, in the two places Beam 2.77
+    asks it (pipeline.py's own name for it, and interactive_utils' for its notebook checks). Inside IPython,
+    Beam still asks."""
+    if "IPython" in sys.modules:
+        return
+    from apache_beam import pipeline
+    from apache_beam.utils import interactive_utils
+
+    pipeline.is_in_ipython = interactive_utils.is_in_ipython = lambda: False
 
 
 def local_runner(options: PipelineOptions):

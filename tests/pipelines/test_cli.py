@@ -69,11 +69,12 @@ def test_commands_are_imported_only_when_they_run():
 
 def test_a_default_run_imports_neither_docarray_nor_torch(tmp_path):
     """The default run writes `.docs` shards from Arrow without docarray, which imports torch (seconds) whenever
-    torch is installed, as it is with the test extra; media libraries stay out of a text run too."""
+    torch is installed, as it is with the test extra; media libraries stay out of a text run too, and so does
+    IPython, which Beam imports to ask whether it runs in a notebook."""
     script = ("import sys\n"
               "from pipelines.cli import main\n"
               f"assert main(['prepare', '--input', 'examples/seed-pairs.csv', '--output', {str(tmp_path / 'out')!r}]) == 0\n"
-              "print([m for m in ('docarray', 'torch', 'PIL', 'trimesh') if m in sys.modules])\n")
+              "print([m for m in ('docarray', 'torch', 'PIL', 'trimesh', 'IPython') if m in sys.modules])\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True,
                             cwd=Path(__file__).resolve().parents[2])
     assert result.stdout.splitlines()[-1] == "[]", result.stdout
