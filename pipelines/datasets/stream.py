@@ -7,7 +7,8 @@ Each of the world_size * num_workers readers (reader = rank * num_workers + work
 the dataset's row groups (stream_work.divide), so every row is read by exactly one reader per epoch. Without
 shuffle_seed rows come in file order; with it, each epoch's order comes from (seed, epoch, reader): the
 reader's row groups in a seeded permutation, then a seeded shuffle buffer (shuffle_buffer.py). A stream
-holds one row group (joined to the shuffle buffer's rows when shuffled) and one batch at a time.
+holds one row group, one batch and, when shuffled, the batches that hold the buffer's rows (at most about twice
+the buffer: held rows are not copied at every row group, only when that much is held).
 `state_dict()` between two batches is a small JSON-able dict (the buffer as row coordinates, not data) from
 which `load_state_dict` resumes a new stream exactly where it was. `iter_docs` gives docarray DocLists
 instead of RecordBatches.
@@ -66,23 +67,59 @@ class _Batch:
 
 
 class _Pool:
-    """Rows that batches are taken from (when shuffled: the held rows, then a row group's). Columns null in
-    every row are not taken but given as null arrays, made once per length: a text dataset's media columns
-    are all null, and taking them was most of a take's time."""
+    """Rows that batches are taken from, kept as the record batches they came in (when shuffled: the batches
+    that hold the buffer's rows, then a row group's); a key numbers a row across them, in that order. Taking
+    rows copies only those rows: a held row is not copied again at every row group (with images, rows of
+    tens of kilobytes, that copying was most of a shuffled epoch). Columns null in every row are not taken
+    but given as null arrays, made once per length: a text dataset's media columns are all null."""
 
-    def __init__(self, rows: pa.RecordBatch):
-        self.rows, self._null = rows, [column.null_count == len(column) for column in rows.columns]
-        self._taken = rows.select([i for i, null in enumerate(self._null) if not null])
+    def __init__(self, parts: list[pa.RecordBatch]):
+        self.parts = [part for part in parts if part.num_rows] or parts[:1]
+        self.schema = self.parts[0].schema
+        self.starts = np.cumsum([0] + [part.num_rows for part in self.parts])
+        self._null = [all(part.column(i).null_count == part.num_rows for part in self.parts)
+                      for i in range(len(self.schema))]
+        kept = [i for i, null in enumerate(self._null) if not null]
+        self._taken = [part.select(kept) for part in self.parts]
         self._nulls: dict[int, list] = {}
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.starts[-1])
+
+    def extended(self, rows: pa.RecordBatch) -> "_Pool":
+        """This pool with `rows` after its rows (keys num_rows .. num_rows + len(rows) - 1)."""
+        return _Pool(self.parts + [rows])
 
     def take(self, keys: np.ndarray) -> pa.RecordBatch:
         """Rows `keys`, in that order, as one RecordBatch."""
         if len(keys) not in self._nulls:
             self._nulls[len(keys)] = [pa.nulls(len(keys), field.type) if null else None
-                                      for field, null in zip(self.rows.schema, self._null)]
-        taken = iter(self._taken.take(keys).columns)
+                                      for field, null in zip(self.schema, self._null)]
+        taken = iter(self._gather(keys).columns)
         columns = [nulls if null else next(taken) for nulls, null in zip(self._nulls[len(keys)], self._null)]
-        return pa.RecordBatch.from_arrays(columns, schema=self.rows.schema)
+        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+
+    def _gather(self, keys: np.ndarray) -> pa.RecordBatch:
+        """The non-null columns of rows `keys`, in that order. When the keys are at least half the pool (a
+        text row group through a smaller buffer), the batches are joined and taken from (a copy of the pool,
+        then of the keys' rows); else each batch the keys fall in is taken from, and one more take puts the
+        rows back in the keys' order (three copies of the keys' rows, none of the rest). pyarrow's own take
+        over a chunked table would always join first."""
+        if len(self._taken) == 1:
+            return self._taken[0].take(keys)
+        if self.num_rows <= 2 * len(keys):
+            return pa.concat_batches(self._taken).take(keys)
+        part = np.searchsorted(self.starts, keys, side="right") - 1
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(len(self._taken) + 1))
+        pieces = [self._taken[p].take(keys[order[bounds[p]:bounds[p + 1]]] - self.starts[p])
+                  for p in range(len(self._taken)) if bounds[p + 1] > bounds[p]]
+        if not pieces:
+            return self._taken[0].slice(0, 0)
+        back = np.empty(len(keys), np.int64)
+        back[order] = np.arange(len(keys))
+        return pa.concat_batches(pieces).take(back)
 
 
 def _one_batch(table: pa.Table) -> pa.RecordBatch:
@@ -176,7 +213,7 @@ class DatasetStream:
         reader = RowGroupReader(self.url, self._listing.row_groups, self.schema)
         capacity = self._identity["shuffle_buffer"] if rng is not None else 0
         buffer = ShuffleBuffer(capacity, rng, start.buffer) if capacity else None
-        held = _one_batch(reader.read_rows(start.buffer)) if capacity else None  # the buffer's rows, slot order
+        held = _Pool([_one_batch(reader.read_rows(start.buffer))]) if capacity else None  # slot order
         out = _Batch(self._identity["batch_size"])
 
         def now(step: int, rows: int = 0) -> Position:
@@ -192,7 +229,7 @@ class DatasetStream:
                     if buffer is not None:
                         rows, held = _through_buffer(buffer, held, rows, piece)
                 elif buffer is not None and len(buffer):
-                    rows, held = _Pool(held).take(buffer.release(len(buffer))), None
+                    rows, held = held.take(buffer.release(len(buffer))), None
                 else:
                     break
                 i, size = (start.rows if step == start.piece else 0), rows.num_rows
@@ -208,19 +245,23 @@ class DatasetStream:
             reader.close()
 
 
-def _through_buffer(buffer: ShuffleBuffer, held: pa.RecordBatch, rows: pa.RecordBatch,
-                    piece: Piece) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+def _through_buffer(buffer: ShuffleBuffer, held: _Pool, rows: pa.RecordBatch, piece: Piece) -> tuple[pa.RecordBatch, _Pool]:
     """A piece's rows through the shuffle buffer, in one vectorised step -> (the rows that leave, in order;
-    the rows held after it, in slot order). `held` are the rows held before, in slot order."""
+    the pool the buffer's keys now point into). `held` is the pool they pointed into before. The held rows
+    are copied into one batch, in slot order, and the rest let go, when that copy is small next to the
+    piece (the buffer holds no more rows than it), or when the pool holds more than twice the buffer (or
+    the piece); until then the pool keeps the batches rows came in (images through a large buffer)."""
     first, size = held.num_rows, rows.num_rows
-    pool = _Pool(pa.concat_batches([held, rows]))  # keys: the held rows, then the piece's
+    pool = held.extended(rows)  # keys: the held pool's rows, then the piece's
     keys, coordinates = first + np.arange(size), _coordinates(piece, 0, size)
     room = min(buffer.room, size)
     buffer.hold(keys[:room], coordinates[:room])
     leaving = buffer.swap(keys[room:], coordinates[room:]) if size > room else np.empty(0, np.int64)
-    emitted, held = pool.take(leaving), pool.take(buffer.keys)
-    buffer.renumber()
-    return emitted, held
+    emitted = pool.take(leaving)
+    if len(buffer) <= size or pool.num_rows > 2 * max(buffer.capacity, size):
+        pool = _Pool([pool.take(buffer.keys)])
+        buffer.renumber()
+    return emitted, pool
 
 
 def _coordinates(piece: Piece, i: int, n: int) -> np.ndarray:

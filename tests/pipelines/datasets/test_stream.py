@@ -21,7 +21,7 @@ from bench.make_csv import write_csv
 from pipelines.cli import main
 from pipelines.datasets.load import UnknownSplit
 from pipelines.datasets.shuffle_buffer import ShuffleBuffer
-from pipelines.datasets.stream import DatasetStream
+from pipelines.datasets.stream import DatasetStream, _Pool
 from schemas.documents import DOCUMENT_SCHEMA
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -272,6 +272,20 @@ def test_the_buffer_swaps_as_one_row_at_a_time():
         assert buffer.swap(np.arange(incoming), np.zeros((incoming, 2), np.int64)).tolist() == expected
         assert buffer.keys.tolist() == held
 
+
+
+def test_a_pool_of_several_batches_takes_rows_as_one_table_would():
+    """_Pool keeps the batches rows came in; any keys, few (a take per batch, put back in order) or many
+    (the batches joined first), give the rows of one joined table, all-null columns included."""
+    schema = pa.schema([("id", pa.string()), ("blob", pa.binary()), ("empty", pa.string())])
+    batches = [pa.record_batch([[f"{b}-{i}" for i in range(n)], [bytes([b, i % 256]) * 3 for i in range(n)],
+                                pa.nulls(n, pa.string())], schema=schema) for b, n in enumerate([5, 0, 40, 7, 130])]
+    joined = pa.Table.from_batches(batches).combine_chunks()
+    pool = _Pool(batches[:2]).extended(batches[2]).extended(batches[3]).extended(batches[4])
+    rng = np.random.default_rng(0)
+    for count in (0, 1, 9, 60, 150, 182):
+        keys = rng.integers(0, joined.num_rows, count)
+        assert pa.Table.from_batches([pool.take(keys)]).equals(joined.take(keys))
 
 MILLION = 1_000_000
 MEMORY_PROBE = """
