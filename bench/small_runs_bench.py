@@ -1,16 +1,17 @@
 """Benchmark small runs: `finetune-etl prepare` on each bundled example, the command a new user types first.
 
-    python -m bench.small_runs_bench [--runs 5] [--before OTHER_CHECKOUT] [--workdir /tmp/bench-small]
-                                     [--results bench/RESULTS.md]
+    python -m bench.small_runs_bench [--runs 5] [--before OTHER_CHECKOUT] [--cases 'seed pairs,labeled images']
+                                     [--workdir /tmp/bench-small] [--results bench/RESULTS.md] [--charts bench/charts]
 
 In: the examples in this checkout's `examples/` (seed labeled, pairs, scores and CLIP rows, the Quora labeled
-questions, the labeled images and meshes), each prepared with default options into WORKDIR, `--runs` times,
+questions, the labeled images and meshes; or the --cases named), each prepared with default options into WORKDIR, `--runs` times,
 and `python -c "import apache_beam"` (the floor: Beam's own import). With --before, the same commands run with
 that checkout of the project too, interleaved with this one's, so load drifts hit both alike.
 
 Out: a markdown table (median wall and CPU seconds from /usr/bin/time, the largest process's peak memory,
 whether the median is within the 2.5 s target, and with --before its medians and the ratio), printed and
-appended with the command, date and machine to --results under "Small runs".
+appended with the command, date and machine to --results under "Small runs"; with --charts, a bar chart of
+the median wall times against the target (small-runs.png).
 """
 from __future__ import annotations
 
@@ -57,18 +58,18 @@ def timed(cmd: list[str], code: str) -> dict:
     return {"wall": float(wall), "cpu": float(user) + float(system), "peak_mb": int(peak_kb) / 1024}
 
 
-def measure(codes: dict[str, str], runs: int, workdir: str) -> dict[tuple[str, str], list[dict]]:
-    """Every case with every checkout, `runs` rounds, interleaved -> {(case, checkout name): [runs]}."""
+def measure(cases: list[str], codes: dict[str, str], runs: int, workdir: str) -> dict[tuple[str, str], list[dict]]:
+    """The floor and `cases` with every checkout, `runs` rounds, interleaved -> {(case, checkout name): [runs]}."""
     results: dict[tuple[str, str], list[dict]] = {}
     for _ in range(runs):
-        for case in [FLOOR, *CASES]:
+        for case in [FLOOR, *cases]:
             for name, code in codes.items():
                 out = os.path.join(workdir, name, case.split(",")[0].replace(" ", "-"))
                 results.setdefault((case, name), []).append(timed(command(case, out), code))
     return results
 
 
-def table(results: dict[tuple[str, str], list[dict]], before: bool) -> list[str]:
+def table(results: dict[tuple[str, str], list[dict]], cases: list[str], before: bool) -> list[str]:
     """Markdown rows: median wall, CPU and peak per case (and the checkout before, and the ratio)."""
     def median(case, name, key):
         return statistics.median(r[key] for r in results[(case, name)])
@@ -78,7 +79,7 @@ def table(results: dict[tuple[str, str], list[dict]], before: bool) -> list[str]
     if before:
         head, rule = head + " before: wall s | before: peak MB | wall / before |", rule + "---:|---:|---:|"
     rows = [head, rule]
-    for case in [FLOOR, *CASES]:
+    for case in [FLOOR, *cases]:
         wall = median(case, "this", "wall")
         row = (f"| {case} | {wall:.2f} | {median(case, 'this', 'cpu'):.2f} | {median(case, 'this', 'peak_mb'):.0f} | "
                f"{'-' if case == FLOOR else 'yes' if wall <= TARGET_S else 'no'} |")
@@ -93,17 +94,28 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--before", help="another checkout of the project, run side by side")
+    parser.add_argument("--cases", help=f"comma-separated, of: {', '.join(CASES)} (default: all)")
     parser.add_argument("--workdir", default="/tmp/bench-small")
     parser.add_argument("--results", default=report.RESULTS)
+    parser.add_argument("--charts", help="also draw the wall times as a PNG into this folder (default: no chart)")
     args = parser.parse_args(argv)
     codes = {"this": report.REPO, **({"before": os.path.abspath(args.before)} if args.before else {})}
-    results = measure(codes, args.runs, args.workdir)
+    cases = args.cases.split(",") if args.cases else list(CASES)
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        parser.error(f"no such case: {', '.join(unknown)}")
+    results = measure(cases, codes, args.runs, args.workdir)
     lines = [f"## {report.now()} - Small runs: the bundled examples, default options", "",
              f"Command: `python -m bench.small_runs_bench {shlex.join(argv if argv is not None else sys.argv[1:])}`  ",
              f"Machine: {report.machine()}  ",
              f"Each command in its own process, {args.runs} runs, interleaved; wall and CPU from /usr/bin/time, "
              "peak = the largest process (media runs also start decode children).", "",
-             *table(results, bool(args.before)), ""]
+             *table(results, cases, bool(args.before)), ""]
+    if args.charts:
+        walls = [statistics.median(r["wall"] for r in results[(case, "this")]) for case in [FLOOR, *cases]]
+        chart = report.bar_chart(os.path.join(args.charts, "small-runs.png"), "Small runs, default options: median wall",
+                                 [FLOOR, *cases], walls, "seconds", reference=(f"target {TARGET_S} s", TARGET_S))
+        lines += [report.chart_link(args.results, chart), ""]
     print("\n".join(lines))
     report.append(args.results, lines)
     print(f"appended to {args.results}")

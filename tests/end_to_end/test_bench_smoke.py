@@ -57,6 +57,8 @@ BENCHES = {
                    "duplicates_bench", "--layout", "", "--images", "20"),
     "incremental": ("test_incremental_bench_reuses_the_unchanged_photos",
                     "incremental_bench", "--photos", "20", "--changed", "10"),
+    "small runs": ("test_small_runs_bench_times_an_example_against_another_checkout",
+                   "small_runs_bench", "--runs", "1", "--cases", "seed pairs", "--before", str(ROOT)),
 }
 
 
@@ -144,3 +146,17 @@ def test_incremental_bench_reuses_the_unchanged_photos(benches):
     assert rows["scratch"][6:10] == ["20", "0", "20", "yes"]  # documents, reused, files sent, identical
     assert rows["incremental"][6:10] == ["20", "18", "2", "yes"]
     assert_charts(report, tmp_path, ["incremental.png"])
+
+
+def test_small_runs_bench_times_an_example_against_another_checkout(benches):
+    bench = benches["small runs"]
+    report, tmp_path = bench.report(), bench.folder
+    assert "- Small runs: the bundled examples, default options" in report
+    assert "`python -m bench.small_runs_bench --workdir" in report
+    floor, pairs = case_rows(report, "import apache_beam (the floor)"), case_rows(report, "seed pairs")
+    assert floor and pairs, report
+    cells = next(iter(pairs.values()))
+    assert float(cells[1]) > 0 and cells[4] in ("yes", "no") and cells[7].endswith("x"), cells
+    assert (tmp_path / "work" / "this" / "seed-pairs" / "_SUCCESS").exists()
+    assert (tmp_path / "work" / "before" / "seed-pairs" / "_SUCCESS").exists()
+    assert_charts(report, tmp_path, ["small-runs.png"])
