@@ -222,6 +222,11 @@ SPLIT_BY = ("label", "document")
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+def hub_split_name(name: str) -> str:
+    """A split's name as Hugging Face `datasets` knows it (the dataset card's): it allows no '-', so '_'."""
+    return name.replace("-", "_")
+
+
 @dataclasses.dataclass(frozen=True)
 class SplitOptions:
     """--split: the splits, as (name, fraction) in the order given (fractions sum to 1; none: no split), the
@@ -237,6 +242,9 @@ class SplitOptions:
         names = [name for name, _ in self.fractions]
         if len(set(names)) < len(names):
             raise ConfigError(f"--split names a split twice ({', '.join(names)}); give each split one fraction.")
+        if len({hub_split_name(name) for name in names}) < len(names):
+            raise ConfigError(f"--split names {', '.join(names)} differ only in '-' and '_', which Hugging Face "
+                              "datasets reads as one split name (it allows no '-'); rename one.")
         for name, fraction in self.fractions:
             if not _SPLIT_NAME.match(name):
                 raise ConfigError(f"--split name {name!r} may hold only letters, digits, _ and -.")

@@ -52,6 +52,16 @@ def test_load_dataset_gives_each_split_with_its_documents(prepared, tmp_path, na
         assert sorted(dataset["id"]) == split_ids(out, split)
 
 
+def test_a_split_named_with_a_dash_loads_under_its_hub_name(tmp_path):
+    """`datasets` allows no '-' in split names: the card names split `held-out` `held_out`, and says so."""
+    out = run_prepare(tmp_path, EXAMPLES / "seed-labeled.csv", "--is-labeled", "--split", "train=0.5,held-out=0.5",
+                      "--format", "parquet")
+    loaded = load(out, tmp_path)
+    assert list(loaded) == ["train", "held_out"]  # the seed's two labels: one in each split
+    assert sorted(loaded["held_out"]["id"]) == split_ids(out, "held-out") and len(split_ids(out, "held-out")) == 3
+    assert "`held-out` is `held_out`" in (out / "README.md").read_text()
+
+
 def test_without_split_the_dataset_is_one_train_split(prepared, tmp_path):
     loaded = load(prepared["clip"], tmp_path)
     assert list(loaded) == ["train"] and loaded["train"].num_rows == 4

@@ -79,7 +79,8 @@ def test_split_fractions_read_as_written_and_are_checked():
     assert SplitOptions(split_fractions("a-1=0.5,b_2=0.5")).names == ("a-1", "b_2")
     for text, message in [("a=0.7,b=0.2", "add up to 0.9"), ("a=0.5,a=0.5", "names a split twice"),
                           ("x y=0.5,b=0.5", "only letters, digits"), ("a=1", "between 0 and 1"),
-                          ("a", "NAME=FRACTION"), ("a=half,b=0.5", "NAME=FRACTION")]:
+                          ("a", "NAME=FRACTION"), ("a=half,b=0.5", "NAME=FRACTION"),
+                          ("val-set=0.5,val_set=0.5", "differ only in '-' and '_'")]:
         with pytest.raises(ConfigError, match=message):
             SplitOptions(split_fractions(text))
     with pytest.raises(ConfigError, match="--split-by 'row'"):

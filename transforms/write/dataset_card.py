@@ -15,7 +15,7 @@ import posixpath
 import yaml
 
 from schemas.documents import DOCUMENT_SCHEMA
-from schemas.options import CSVOptions, DuplicateOptions, MediaOptions, OutputOptions, SplitOptions
+from schemas.options import CSVOptions, DuplicateOptions, MediaOptions, OutputOptions, SplitOptions, hub_split_name
 from transforms.write.formats import WRITERS
 from transforms.write.hf_features import yaml_features
 
@@ -51,7 +51,8 @@ def front_matter(manifest: dict) -> dict:
 
 
 def data_files(manifest: dict) -> list[dict]:
-    """[{split, path}] per split of the Parquet documents, in --split order (`train` without --split): path is
+    """[{split, path}] per split of the Parquet documents, in --split order (`train` without --split; a name
+    with '-' as schemas.options.hub_split_name gives it, since `datasets` refuses '-'): path is
     the glob FOLDER/SPLIT-*.parquet when it names exactly that split's shards, else the list of their paths
     (object stores: `versions/RUN/documents/bNNNNN-PPPP.parquet`)."""
     parquet = WRITERS["parquet"]
@@ -62,7 +63,8 @@ def data_files(manifest: dict) -> list[dict]:
     for split in sorted({s.get("split", "") for s in shards}, key=lambda s: order.index(s) if s in order else -1):
         own = [shard["path"] for shard in shards if shard.get("split", "") == split]
         pattern = f"{parquet.folder}/{split or 'part'}-*{parquet.suffix}"
-        files.append({"split": split or "train", "path": pattern if fnmatch.filter(paths, pattern) == own else own})
+        files.append({"split": hub_split_name(split) or "train",
+                      "path": pattern if fnmatch.filter(paths, pattern) == own else own})
     return files
 
 
@@ -83,9 +85,14 @@ def body(manifest: dict) -> list[str]:
               f"- Dead letters: {_dead_letters(counts)}.",
               f"- Files: {_files(manifest['shards'])}; `manifest.json` lists every file with its rows and bytes.",
               ""]
-    if data_files(manifest):
+    files = data_files(manifest)
+    if files:
         lines += ["## Loading", "", "```python", "from datasets import load_dataset", "",
                   'dataset = load_dataset("path/to/this/folder")  # a DatasetDict of the splits', "```"]
+        renamed = [f"`{name}` is `{hub_split_name(name)}`" for name in sorted({s.get("split", "") for s in
+                   manifest["shards"].get(WRITERS["parquet"].folder, [])}) if hub_split_name(name) != name]
+        if renamed:
+            lines += ["", f"Hugging Face `datasets` allows no '-' in split names: here {', '.join(renamed)}."]
     return lines
 
 
