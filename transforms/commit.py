@@ -236,7 +236,10 @@ def prune_versions(output: str) -> list[str]:
     named = _named_versions(output)
     removed = sorted(v for v in found if join_url(VERSIONS, v) not in named and v not in running)
     for run_id in removed:
-        fs.rm(join_url(path, run_id), recursive=True)
+        try:
+            fs.rm(join_url(path, run_id), recursive=True)
+        except FileNotFoundError:  # another run pruning at the same time removed it first
+            pass
     return removed
 
 
