@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pyarrow.parquet as pq
 from PIL import Image
 
+from bench import report
 from bench.incremental_bench import ensure_photos
 from bench.make_photos import LABELS
 from bench.summary_bench import ETL
@@ -125,8 +126,8 @@ def table(results: dict[str, dict]) -> str:
     for name, r in results.items():
         wall, cpu = statistics.median(r["walls"]), statistics.median(r["cpus"])
         lines.append(f"| {name} | {r['rows']:,} | {r['rows'] / wall:,.0f} | {r['rows'] / min(r['walls']):,.0f} "
-                     f"| {cpu:.2f} | {max(r['peaks']) / 2**20:,.0f} | {statistics.median(base['walls']) / wall:.2f}x "
-                     f"| {statistics.median(base['cpus']) / cpu:.2f}x |")
+                     f"| {cpu:.2f} | {max(r['peaks']) / 2**20:,.0f} | {report.ratio(statistics.median(base['walls']), wall)} "
+                     f"| {report.ratio(statistics.median(base['cpus']), cpu)} |")
     return "\n".join(lines)
 
 

@@ -44,6 +44,11 @@ def append(path: str, lines: list[str]) -> None:
         handle.write("\n".join(head + [""] + lines) + "\n")
 
 
+def ratio(base: float, value: float) -> str:
+    """base / value as "1.23x", or "-" when value is 0 (a run too short to measure)."""
+    return f"{base / value:.2f}x" if value > 0 else "-"
+
+
 def chart_link(results_path: str, chart_path: str) -> str:
     """A markdown image link to the chart, relative to the results file."""
     rel = os.path.relpath(chart_path, os.path.dirname(os.path.abspath(results_path)))
