@@ -140,16 +140,19 @@ def measure(reads: dict, runs: int, sample_rss: bool = False) -> dict[str, dict]
     return results
 
 
-def table(results: dict[str, dict]) -> str:
-    """Results -> markdown, each variant's medians against the first variant's (the baseline)."""
-    base = next(iter(results.values()))
-    lines = ["| reader | rows | median rows/s | best rows/s | median CPU s | x iter_batches (wall) "
-             "| x iter_batches (CPU) |", "|---|---:|---:|---:|---:|---:|---:|"]
+def table(results: dict[str, dict], base: str | None = None, against: str = "iter_batches", unit: str = "rows",
+          peaks: bool = False) -> str:
+    """Results -> markdown, each variant's medians against variant `base`'s (default: the first; `against` names
+    it in the header), in `unit` per second; with peaks, a column of each variant's peak RSS."""
+    base = base or next(iter(results))
+    lines = [f"| reader | {unit} | median {unit}/s | best {unit}/s | median CPU s |{' peak RSS MB |' if peaks else ''}"
+             f" x {against} (wall) | x {against} (CPU) |", "|---|" + "---:|" * (6 + peaks)]
+    walls, cpus = statistics.median(results[base]["walls"]), statistics.median(results[base]["cpus"])
     for name, r in results.items():
         wall, cpu = statistics.median(r["walls"]), statistics.median(r["cpus"])
+        peak = f" {max(r['peaks']) / 2**20:,.0f} |" if peaks else ""
         lines.append(f"| {name} | {r['rows']:,} | {r['rows'] / wall:,.0f} | {r['rows'] / min(r['walls']):,.0f} "
-                     f"| {cpu:.2f} | {report.ratio(statistics.median(base['walls']), wall)} "
-                     f"| {report.ratio(statistics.median(base['cpus']), cpu)} |")
+                     f"| {cpu:.2f} |{peak} {report.ratio(walls, wall)} | {report.ratio(cpus, cpu)} |")
     return "\n".join(lines)
 
 
@@ -188,7 +191,7 @@ def images_case(args, command: str) -> None:
     head = reader_images.describe(out)
     machine = report.machine()
     results = measure(reader_images.variants(out, args.shuffle_buffer), args.runs, sample_rss=True)
-    md, result = reader_images.table(results), reader_images.verdict(results, TARGET)
+    md, result = table(results, reader_images.SPLIT, f"{reader_images.WORKERS} processes", "images", peaks=True), reader_images.verdict(results, TARGET)
     print(f"\n{head}\n\n{md}\n\n{result}", flush=True)
     report.append(args.results, [f"## {report.now()} - Training readers, {args.images:,} images", "",
                                  f"Command: `{command}`  ", f"Machine: {machine}  ",

@@ -14,7 +14,6 @@ from concurrent.futures import ProcessPoolExecutor
 import pyarrow.parquet as pq
 from PIL import Image
 
-from bench import report
 from bench.incremental_bench import ensure_photos
 from bench.make_photos import LABELS
 from bench.summary_bench import ETL
@@ -115,20 +114,6 @@ def variants(out: str, shuffle_buffer: int) -> dict:
             f"DataLoader(TrainingDataset), {WORKERS} workers": lambda run: loader(ordered, run),
             f"DataLoader(TrainingDataset(shuffle_seed=0, shuffle_buffer={shuffle_buffer:,})), {WORKERS} workers":
                 lambda run: loader(shuffled, run)}
-
-
-def table(results: dict[str, dict]) -> str:
-    """Results (reader_bench.measure's, with peaks) -> markdown, each variant's medians against SPLIT's."""
-    base = results[SPLIT]
-    lines = [f"| reader | images | median images/s | best images/s | median CPU s | peak RSS MB "
-             f"| x {WORKERS} processes (wall) | x {WORKERS} processes (CPU) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, r in results.items():
-        wall, cpu = statistics.median(r["walls"]), statistics.median(r["cpus"])
-        lines.append(f"| {name} | {r['rows']:,} | {r['rows'] / wall:,.0f} | {r['rows'] / min(r['walls']):,.0f} "
-                     f"| {cpu:.2f} | {max(r['peaks']) / 2**20:,.0f} | {report.ratio(statistics.median(base['walls']), wall)} "
-                     f"| {report.ratio(statistics.median(base['cpus']), cpu)} |")
-    return "\n".join(lines)
 
 
 def verdict(results: dict[str, dict], target: float) -> str:
