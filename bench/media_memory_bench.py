@@ -1,6 +1,12 @@
 """Memory and throughput of a media run as it grows: labeled photos through `finetune-etl prepare`.
 
     python -m bench.media_memory_bench --photos 10000,40000 [--workdir /tmp/media-memory] [--keep]
+    python -m bench.media_memory_bench --photos 10000 --distinct 10000 --loop   # against cores x a Pillow loop
+
+--distinct: how many different photos the rows name (default 300: most rows repeat a photo, so most documents
+are found to be duplicates; 0 = every row its own photo). --loop: before each run, time the limit on the same
+files, one `Image.open(p).load()` loop per core over its share of the rows (bench.media_loops), and add the
+throughput ratio to the table.
 
 For each size, makes the photos (bench.make_photos), runs `finetune-etl prepare --input CSV --is-labeled
 --output OUT --overwrite [--extra ...]` in a subprocess and samples the RSS of its whole process tree
@@ -78,28 +84,54 @@ def main(argv=None) -> None:
     parser.add_argument("--max-rss-gb", type=float, default=16.0)
     parser.add_argument("--keep", action="store_true", help="keep the outputs")
     parser.add_argument("--extra", default="", help="more prepare options, e.g. '--format parquet'")
+    parser.add_argument("--distinct", type=int, default=300, help="different photos (0: one per row)")
+    parser.add_argument("--loop", action="store_true", help="also time cores x a Pillow loop over the same files")
     args = parser.parse_args(argv)
     etl = shutil.which("finetune-etl") or "finetune-etl"
     rows = []
     for photos in (int(n) for n in args.photos.split(",")):
-        csv_path = make_photos(photos, os.path.join(args.workdir, "photos"))
+        distinct = args.distinct or photos
+        csv_path = make_photos(photos, os.path.join(args.workdir, f"photos-{distinct}"), distinct)
+        loop = pillow_loops(csv_path, os.path.join(args.workdir, "loop")) if args.loop else None
         output = os.path.join(args.workdir, f"out-{photos}")
         cmd = [etl, "prepare", "--input", csv_path, "--is-labeled", "--output", output, "--overwrite",
                *shlex.split(args.extra)]
         print("$", shlex.join(cmd), file=sys.stderr, flush=True)
         result = run_sampled(cmd, os.path.join(args.workdir, f"rss-{photos}.tsv"), args.max_rss_gb * GB)
         objects = staged_objects(output) if result["rc"] == 0 else None
-        rows.append((photos, result, objects))
-        print(f"{photos}: {result} staged_objects={objects}", file=sys.stderr, flush=True)
+        rows.append((photos, result, objects, loop))
+        print(f"{photos}: {result} staged_objects={objects} loop={loop}", file=sys.stderr, flush=True)
         if not args.keep:
             shutil.rmtree(output, ignore_errors=True)
     first_peak = rows[0][1]["peak"]
-    print("| photos | rc | wall s | images/s | peak RSS GiB | peak vs first | staged objects / 10^4 docs |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
-    for photos, r, objects in rows:
+    cores = os.cpu_count() or 1
+    print(f"| photos | rc | wall s | images/s | peak RSS GiB | peak vs first | staged objects / 10^4 docs "
+          f"| {cores} x Pillow loop, wall s | x the loops |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for photos, r, objects, loop in rows:
         per = f"{objects * 1e4 / photos:.0f}" if objects is not None else "-"
-        print(f"| {photos} | {r['rc']} | {r['wall']:.0f} | {photos / r['wall']:.0f} | {r['peak'] / GB:.2f} "
-              f"| {r['peak'] / first_peak:.2f}x | {per} |")
+        versus = (f"{loop:.2f} | {loop / r['wall']:.2f}x" if loop and r["rc"] == 0 else "- | -")
+        print(f"| {photos} | {r['rc']} | {r['wall']:.1f} | {photos / r['wall']:.0f} | {r['peak'] / GB:.2f} "
+              f"| {r['peak'] / first_peak:.2f}x | {per} | {versus} |")
+
+
+def pillow_loops(csv_path: str, workdir: str) -> float:
+    """Wall seconds of one bench.media_loops Pillow loop per core, run at once, each over its share of the
+    CSV's rows (the limit a run is measured against; it also brings the files into the page cache)."""
+    os.makedirs(workdir, exist_ok=True)
+    with open(csv_path) as csv:
+        lines = csv.readlines()[1:]
+    cores = os.cpu_count() or 1
+    shares = []
+    for k in range(cores):
+        shares.append(os.path.join(workdir, f"share-{k}.csv"))
+        with open(shares[-1], "w") as share:
+            share.writelines(lines[k::cores])
+    start = time.perf_counter()
+    loops = [subprocess.Popen([sys.executable, "-m", "bench.media_loops", "--loop-images", share]) for share in shares]
+    if any(loop.wait() for loop in loops):
+        raise SystemExit("a Pillow loop failed")
+    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ each removed repeat listed as an exact duplicate record).
 
 The one shuffle goes through the staging folder, so no runner holds the dataset in memory: each worker
 cuts its candidate batches by `_key % buckets` and gathers the parts of many batches in one spill file of
-about `spill_bytes` (`spill/all/<uuid>.arrow`, Arrow IPC record batches in bucket order, each one's bucket
-listed in its schema metadata), so staged objects grow with the data, not with batches x buckets; only
+about `spill_bytes` (`spill/all/<uuid>.arrow`, Arrow IPC, one record batch per bucket in bucket order, each
+one's bucket listed in its schema metadata), so staged objects grow with the data, not with batches x buckets; only
 (bucket, path) pairs are grouped. A bucket's step then reads its record batches of each of its files,
 sorts by key, numbers equal documents by occurrence (k = 0, 1, ...), drops repeats where the layout removes
 duplicates, and gives ids (the hex key, plus `-k` for k > 0). Emits (bucket, Table of
@@ -99,13 +99,15 @@ class _SpillFile:
         self.nbytes = 0
 
     def write(self) -> None:
-        """The parts as record batches in bucket order (not concatenated: no copy), each one's bucket listed
-        in the schema metadata."""
-        buckets = sorted(self.parts)
-        listed = ",".join(str(b) for b in buckets for _ in self.parts[b])
-        schema = self.parts[buckets[0]][0].schema.with_metadata({_BUCKETS: listed.encode()})
-        batches = [part.replace_schema_metadata(schema.metadata) for b in buckets for part in self.parts[b]]
-        write_arrow(pa.Table.from_batches(batches, schema=schema), self.path)
+        """One record batch per bucket, in bucket order, each one's bucket listed in the schema metadata.
+        A bucket's parts are joined first: written one by one, the thousands of few-row parts of media
+        batches cost a compressed buffer per column each, to write and to read."""
+        joined = [(b, batch) for b in sorted(self.parts)
+                  for batch in pa.Table.from_batches(self.parts[b]).combine_chunks().to_batches()]
+        listed = ",".join(str(b) for b, _ in joined)
+        schema = joined[0][1].schema.with_metadata({_BUCKETS: listed.encode()})
+        write_arrow(pa.Table.from_batches([batch.replace_schema_metadata(schema.metadata) for _, batch in joined],
+                                          schema=schema), self.path)
 
 
 def read_bucket(path: str, bucket: int) -> pa.Table:

@@ -44,12 +44,17 @@ def read_manifest(output: str) -> Optional[dict]:
 
 
 def write_arrow(table: pa.Table, url: str) -> None:
-    """Write a table as an lz4-compressed Arrow IPC file (the shuffle's spill format)."""
+    """Write a table as an lz4-compressed Arrow IPC file (the shuffle's spill format), encoded in memory and
+    written in one call: the IPC writer on a Python file object calls its write, under the GIL, for every
+    buffer of every column."""
     fs, path = filesystem(url)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
     options = pa.ipc.IpcWriteOptions(compression="lz4")
-    with fs.open(path, "wb") as handle, pa.ipc.new_file(handle, table.schema, options=options) as writer:
+    buffer = pa.BufferOutputStream()
+    with pa.ipc.new_file(buffer, table.schema, options=options) as writer:
         writer.write_table(table)
+    with fs.open(path, "wb") as handle:
+        handle.write(buffer.getvalue())
 
 
 def read_arrow(url: str) -> pa.Table:

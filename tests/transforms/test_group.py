@@ -146,5 +146,8 @@ def test_group_documents_stage_spills_groups_and_finishes_every_bucket(tmp_path)
         assert len(files) == (len(batches) if spill_bytes == 1 else 1)
         listed = {f: pa.ipc.open_file(str(f)).schema.metadata[b"buckets"].decode().split(",") for f in files}
         assert set().union(*listed.values()) == {str(b) for b in expected_buckets}
+        for f, buckets in listed.items():  # one record batch per bucket, in bucket order, whatever the batches
+            assert pa.ipc.open_file(str(f)).num_record_batches == len(buckets)
+            assert buckets == sorted(set(buckets), key=int)
         spilled = sum(read_bucket(str(f), int(b)).num_rows for f, buckets in listed.items() for b in set(buckets))
         assert spilled == every.num_rows - removes  # the copy of `text 0` within the first batch is not spilled

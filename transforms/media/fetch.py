@@ -74,18 +74,51 @@ def fetch_all(uris: list[str], options: MediaOptions) -> list[Fetched]:
     options.concurrency at a time (threads: the work is waiting on disks and networks). URIs still unfetched
     after options.batch_deadline seconds are `timeout` failures (their threads stop at their next retry)."""
     distinct = list(dict.fromkeys(uris))
-    workers = max(1, min(options.concurrency, len(distinct)))
     given_up = threading.Event()
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch")
-    futures = {uri: pool.submit(fetch_one, uri, options, given_up) for uri in distinct}
-    concurrent.futures.wait(futures.values(), timeout=options.batch_deadline)
+    queue, taking, fetched = iter(distinct), threading.Lock(), {}
+
+    def fetch_queued() -> None:
+        while not given_up.is_set():
+            with taking:
+                uri = next(queue, None)
+            if uri is None:
+                return
+            fetched[uri] = fetch_one(uri, options, given_up)
+
+    pool = _fetchers(options.concurrency)
+    fetchers = [pool.submit(fetch_queued) for _ in range(max(1, min(options.concurrency, len(distinct))))]
+    _, unfinished = concurrent.futures.wait(fetchers, timeout=options.batch_deadline)
     given_up.set()
-    pool.shutdown(wait=False, cancel_futures=True)
+    fetched = dict(fetched)  # what came in time
+    if unfinished:  # their threads may hang on: later batches get fresh ones
+        _retire_fetchers(options.concurrency, pool)
     late = MediaError("timeout", f"not fetched within --batch-deadline {options.batch_deadline:g}s (a slow host or "
                                  "disk); the rest of its batch went on. Re-run to retry it, or raise --batch-deadline")
-    by_uri = {uri: future.result() if future.done() and not future.cancelled() else Fetched(uri, None, late, 1)
-              for uri, future in futures.items()}
-    return [by_uri[uri] for uri in uris]
+    return [fetched.get(uri) or Fetched(uri, None, late, 1) for uri in uris]
+
+
+_fetch_pools: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+_fetch_pools_lock = threading.Lock()
+
+
+def _fetchers(concurrency: int) -> concurrent.futures.ThreadPoolExecutor:
+    """The process's fetching threads: `concurrency` per core (each core's worker thread fetches one batch at
+    a time, with `concurrency` of them), started as needed and kept between batches (starting 16 threads per
+    32-row batch cost as much CPU as reading the files)."""
+    with _fetch_pools_lock:
+        if concurrency not in _fetch_pools:
+            _fetch_pools[concurrency] = concurrent.futures.ThreadPoolExecutor(
+                max_workers=max(1, concurrency) * (os.cpu_count() or 1), thread_name_prefix="fetch")
+        return _fetch_pools[concurrency]
+
+
+def _retire_fetchers(concurrency: int, pool: concurrent.futures.ThreadPoolExecutor) -> None:
+    """Leave `pool` to the fetches still hanging in it (they stop at their next retry) and to other batches'
+    fetchers already queued in it; later batches get fresh threads."""
+    with _fetch_pools_lock:
+        if _fetch_pools.get(concurrency) is pool:
+            del _fetch_pools[concurrency]
+    pool.shutdown(wait=False)
 
 
 def fetch_one(uri: str, options: MediaOptions, given_up: Optional[threading.Event] = None) -> Fetched:
@@ -252,7 +285,10 @@ def _read_local(path: str, options: MediaOptions) -> bytes:
                 roots is not None and not _inside(_opened_path(descriptor, real), roots)):
             raise MediaError("path_not_allowed", f"{path} changed while it was opened (a folder or link was swapped); "
                                                  "it is not read")
-        data = handle.read(options.max_bytes + 1)
+        # Sized by the file: read(max_bytes + 1) would allocate (and the kernel zero) 64 MiB for every file.
+        data = handle.read(min(opened.st_size, options.max_bytes) + 1)
+        if len(data) > opened.st_size:  # it grew since the stat: read on, up to the limit
+            data += handle.read(options.max_bytes + 1 - len(data))
     if len(data) > options.max_bytes:
         raise _too_large(len(data), options)
     return data

@@ -201,6 +201,28 @@ def test_fetch_all_respects_concurrency(server):
     assert server.max_in_flight == 1
 
 
+def test_batches_reuse_the_fetching_threads(tmp_path):
+    paths = []
+    for i in range(40):
+        (tmp_path / f"{i}.bin").write_bytes(bytes([i]) * (i + 1))
+        paths.append(str(tmp_path / f"{i}.bin"))
+
+    before = set(threading.enumerate())  # other tests' fetching threads
+    seen = set()  # the Thread objects themselves: an ident can be reused once a thread ends
+    for batch in range(10):
+        order = paths if batch % 2 == 0 else paths[::-1]
+        results = fetch_all(order, options(concurrency=4))
+        assert [r.data for r in results] == [open(p, "rb").read() for p in order]
+        seen |= {t for t in threading.enumerate() if t.name.startswith("fetch_")} - before
+    assert 0 < len(seen) <= 4 * (os.cpu_count() or 1)  # started once, not 4 per batch
+
+
+def test_a_file_read_whole_however_its_size_compares_to_the_limit(tmp_path):
+    (tmp_path / "f").write_bytes(b"x" * 1000)
+    assert len(fetch_one(str(tmp_path / "f"), options(max_bytes=1000)).data) == 1000
+    assert fetch_one(str(tmp_path / "f"), options(max_bytes=999)).error.reason_class == "too_large"
+
+
 # --- local files ----------------------------------------------------------------------------------
 
 

@@ -157,6 +157,10 @@ def test_a_slow_file_is_handed_back_at_the_batch_deadline_while_the_others_load(
     assert time.monotonic() - started < 10
     assert results[0].error.reason_class == "timeout" and "--batch-deadline 1s" in results[0].error.reason
     assert [r.error for r in results[1:]] == [None, None]
+    # the slow fetch may still hold a thread of the batch's pool: the next batch gets threads of its own
+    later = fetch_all([server.url(f"/files/{i}.jpg") for i in range(2)], options(tmp_path, concurrency=1))
+    assert [r.error for r in later] == [None, None]
+    assert time.monotonic() - started < 10
 
 
 # --- the fetch cache -------------------------------------------------------------------------------

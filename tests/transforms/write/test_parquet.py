@@ -1,6 +1,7 @@
 """transforms.write.parquet: documents written as zstd Parquet in row groups of PARQUET_ROW_GROUP rows read
-back identical; only columns whose values repeat are dictionary-encoded; dead letters go to their own folder;
-any fsspec URL works (memory:// here)."""
+back identical; only columns whose values repeat are dictionary-encoded; image bytes already compressed are
+stored as they are; dead letters go to their own folder; any fsspec URL works (memory:// here)."""
+import io
 import json
 
 import datasets
@@ -11,8 +12,10 @@ import pytest
 
 from schemas.documents import DEAD_LETTER_SCHEMA, DOCUMENT_SCHEMA, DeadLetter, dead_letter_batch
 from transforms.write.hf_features import METADATA_KEY, features
+from PIL import Image
+
 from transforms.write.parquet import (DISTINCT_COLUMNS, PARQUET_ROW_GROUP, DeadLetterShards, ParquetShards,
-                                      dictionary_columns)
+                                      dictionary_columns, leaf_columns)
 from transforms.write.shard_writer import write_shard
 from transforms.write.write_shards import staged_path
 
@@ -106,6 +109,42 @@ def test_dictionary_columns_walks_structs_and_every_kind_of_list(tmp_path):
     write_shard(ParquetShards, pa.Table.from_pylist([row], schema=schema), str(path))
     paths = set(column_chunks(pq.ParquetFile(path).metadata))
     assert set(dictionary_columns(schema)) <= paths, "a path that Parquet does not have would be ignored"
+
+
+def image_documents(fmt: str, count: int = 6) -> pa.Table:
+    """Image documents (and CLIP pairs whose chunk is an image) with real bytes in `fmt`, made here."""
+    def encoded(i):
+        buffer = io.BytesIO()
+        Image.effect_noise((64, 48), 40 + i).convert("RGB").save(buffer, fmt)
+        return buffer.getvalue()
+    Image.init()
+    mime = Image.MIME[fmt]
+    rows = []
+    for i in range(count):
+        image = {"modality": "image", "blob": encoded(i), "mime_type": mime, "width": 64, "height": 48}
+        rows.append({"id": f"{i:06d}", "label": "l", **image} if i % 2 else
+                    {"id": f"{i:06d}", "label": "l", "modality": "pair",
+                     "chunks": [{"modality": "text", "text": f"caption {i}"}, image]})
+    return pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA)
+
+
+@pytest.mark.parametrize("fmt, blobs", [("JPEG", "UNCOMPRESSED"), ("PNG", "UNCOMPRESSED"), ("BMP", "ZSTD")])
+def test_image_bytes_are_compressed_again_only_when_that_can_help(tmp_path, fmt, blobs):
+    path = tmp_path / "images.parquet"
+    table = image_documents(fmt)
+    write_shard(ParquetShards, table, str(path))
+    chunks = column_chunks(pq.ParquetFile(path).metadata)
+    assert set(chunks) == set(leaf_columns(DOCUMENT_SCHEMA)), "a codec for a path Parquet does not have is ignored"
+    assert {name: chunks[name].compression for name in ("blob", "chunks.list.element.blob")} == {
+        "blob": blobs, "chunks.list.element.blob": blobs}
+    assert {chunk.compression for name, chunk in chunks.items() if not name.endswith("blob")} == {"ZSTD"}
+    assert pq.read_table(path).equals(table.replace_schema_metadata(pq.read_table(path).schema.metadata))
+
+
+def test_text_documents_are_compressed_in_every_column(tmp_path):
+    path = tmp_path / "text.parquet"
+    write_shard(ParquetShards, documents(50), str(path))
+    assert {chunk.compression for chunk in column_chunks(pq.ParquetFile(path).metadata).values()} == {"ZSTD"}
 
 
 @pytest.mark.parametrize("name", sorted(DISTINCT_COLUMNS))
