@@ -25,7 +25,7 @@ from transforms.coders import batch_bytes
 from transforms.document_keys import hex_ids, repeats, sort_order, with_loaded_media
 from transforms.duplicates.records import compact, exact_duplicates
 from transforms.stage import COUNTS, DUPLICATES, MAIN, Output, StageOutput, apply_step, count
-from transforms.storage import filesystem, join_url, write_arrow
+from transforms.storage import filesystem, join_url, write_arrow_batches
 
 STAGE = "group"
 SPILL_BYTES = 64 << 20  # a spill file holds about this much of a worker's candidates, every bucket's
@@ -100,14 +100,17 @@ class _SpillFile:
 
     def write(self) -> None:
         """One record batch per bucket, in bucket order, each one's bucket listed in the schema metadata.
-        A bucket's parts are joined first: written one by one, the thousands of few-row parts of media
-        batches cost a compressed buffer per column each, to write and to read."""
-        joined = [(b, batch) for b in sorted(self.parts)
-                  for batch in pa.Table.from_batches(self.parts[b]).combine_chunks().to_batches()]
-        listed = ",".join(str(b) for b, _ in joined)
-        schema = joined[0][1].schema.with_metadata({_BUCKETS: listed.encode()})
-        write_arrow(pa.Table.from_batches([batch.replace_schema_metadata(schema.metadata) for _, batch in joined],
-                                          schema=schema), self.path)
+        A bucket's parts are joined as it is written (and then let go): written one by one, the thousands
+        of few-row parts of media batches cost a compressed buffer per column each, to write and to read."""
+        buckets = sorted(self.parts)
+        schema = self.parts[buckets[0]][0].schema.with_metadata({_BUCKETS: ",".join(map(str, buckets)).encode()})
+        write_arrow_batches(schema, (self._joined(b).replace_schema_metadata(schema.metadata) for b in buckets),
+                            self.path)
+
+    def _joined(self, bucket: int) -> pa.RecordBatch:
+        """The bucket's parts as one record batch; the parts are dropped."""
+        table = pa.Table.from_batches(self.parts.pop(bucket)).combine_chunks()
+        return pa.RecordBatch.from_arrays([column.chunk(0) for column in table.columns], schema=table.schema)
 
 
 def read_bucket(path: str, bucket: int) -> pa.Table:

@@ -1,7 +1,7 @@
 """Small fsspec helpers: every read and write takes a URL; local paths are URLs too."""
 import json
 import posixpath
-from typing import Optional
+from typing import Iterable, Optional
 
 import fsspec
 import pyarrow as pa
@@ -10,6 +10,7 @@ import pyarrow as pa
 SUCCESS = "_SUCCESS"
 MANIFEST = "manifest.json"
 VERSIONS = "versions"  # object stores: OUTPUT/versions/RUN holds the files of one run (transforms.commit)
+WRITE_BUFFER = 4 << 20
 
 
 def join_url(base: str, *parts: str) -> str:
@@ -44,17 +45,22 @@ def read_manifest(output: str) -> Optional[dict]:
 
 
 def write_arrow(table: pa.Table, url: str) -> None:
-    """Write a table as an lz4-compressed Arrow IPC file (the shuffle's spill format), encoded in memory and
-    written in one call: the IPC writer on a Python file object calls its write, under the GIL, for every
-    buffer of every column."""
+    """Write a table as an lz4-compressed Arrow IPC file (the shuffle's spill format)."""
+    write_arrow_batches(table.schema, table.to_batches(), url)
+
+
+def write_arrow_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], url: str) -> None:
+    """Write record batches, made as they are written, as an lz4-compressed Arrow IPC file. The IPC writer
+    writes every buffer of every column on its own: they go through a native buffer of WRITE_BUFFER bytes
+    so that a Python file object (fsspec's) is called, under the GIL, once per WRITE_BUFFER."""
     fs, path = filesystem(url)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
     options = pa.ipc.IpcWriteOptions(compression="lz4")
-    buffer = pa.BufferOutputStream()
-    with pa.ipc.new_file(buffer, table.schema, options=options) as writer:
-        writer.write_table(table)
     with fs.open(path, "wb") as handle:
-        handle.write(buffer.getvalue())
+        with pa.BufferedOutputStream(pa.PythonFile(handle, mode="w"), WRITE_BUFFER) as sink:
+            with pa.ipc.new_file(sink, schema, options=options) as writer:
+                for batch in batches:
+                    writer.write_batch(batch)
 
 
 def read_arrow(url: str) -> pa.Table:
