@@ -59,9 +59,10 @@ def sampling_rates(mesh_paths: list[str]) -> dict[str, tuple[int, float]]:
     geometries, meshes = [], []
     for path in mesh_paths:
         with open(path, "rb") as handle:
-            geometry = load_geometry(handle.read(), file_type(path))
+            data = handle.read()
+        geometry = load_geometry(data, file_type(path))
         if geometry.faces is not None and len(geometry.faces):
-            geometries.append((geometry, mesh_seed(path)))
+            geometries.append((geometry, mesh_seed(data)))
             meshes.append(trimesh.Trimesh(geometry.vertices, geometry.faces, process=False))
     start = time.perf_counter()
     for geometry, seed in geometries:

@@ -27,14 +27,14 @@ from transforms.media.meshes import load_geometry, mesh_seed, point_cloud, sampl
 
 def _ours(path: str) -> None:
     with open(path, "rb") as handle:
-        point_cloud(handle.read(), uri_extension(path), path, POINTS)
+        point_cloud(handle.read(), uri_extension(path), POINTS)
 
 
 def _ours_trimesh(path: str) -> None:
     with open(path, "rb") as handle:
         data = handle.read()
     try:
-        sample_point_cloud(load_geometry(data, uri_extension(path), fast=False), mesh_seed(path), POINTS)
+        sample_point_cloud(load_geometry(data, uri_extension(path), fast=False), mesh_seed(data), POINTS)
     except MediaError:  # as point_cloud returns it
         pass
 

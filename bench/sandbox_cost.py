@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=None)
     args = parser.parse_args()
     images = [p.read_bytes() for p in files("images", BAD_IMAGES)]
-    meshes = [(p.read_bytes(), p.suffix[1:], str(p)) for p in files("meshes", BAD_MESHES)]
+    meshes = [(p.read_bytes(), p.suffix[1:]) for p in files("meshes", BAD_MESHES)]
     variants = {"worker": MediaOptions(decode_timeout=0, image_size=args.image_size),
                 "sandbox": MediaOptions(decode_timeout=60, image_size=args.image_size)}
     decode_sandbox.point_cloud(*meshes[0], variants["sandbox"])  # start the child outside the timings

@@ -1,9 +1,10 @@
 """What makes two candidate documents the same: their content columns, hashed into `_key` and compared
 exactly where keys repeat.
 
-A document's (or chunk's) media is named by its address: its loaded bytes (`blob`) once the media stage
-has loaded them, else its `uri`. So the same photo under two URLs is one piece of content, and a
-document's key changes once its media is loaded (LoadMedia computes it again)."""
+A document's (or chunk's) media is named by its address: what the media stage loaded, its bytes (`blob`)
+or its point cloud (seeded by the mesh file's bytes: meshes.mesh_seed), else its `uri`. So the same photo,
+or the same mesh file, under two URLs is one piece of content, and a document's key changes once its media
+is loaded (LoadMedia computes it again)."""
 from typing import Optional
 
 import numpy as np
@@ -34,12 +35,28 @@ def chunk_slots(docs) -> list[tuple[np.ndarray, list[pa.Array]]]:
     return slots
 
 
-def media_addresses(uri: pa.Array, blob: pa.Array) -> pa.Array:
-    """(n,) uris and (n,) blobs -> (n,) binary: the blob where there is one, else the uri's UTF-8 bytes."""
-    uri, blob = _array(uri), _array(blob)
-    if blob.null_count == len(blob):
-        return uri.cast(pa.binary())
-    return pc.if_else(blob.is_valid(), blob, uri.cast(pa.binary()))
+def media_addresses(uri: pa.Array, blob: pa.Array, cloud: pa.Array) -> pa.Array:
+    """(n,) uris, blobs and point clouds -> (n,) large_binary: the blob where there is one, else the point
+    cloud's float32 bytes, else the uri's UTF-8 bytes."""
+    address = _array(uri).cast(pa.large_binary())
+    for loaded in (cloud_bytes(_array(cloud)), _array(blob).cast(pa.large_binary())):
+        if loaded.null_count < len(loaded):
+            address = pc.if_else(loaded.is_valid(), loaded, address)
+    return address
+
+
+def cloud_bytes(clouds: pa.Array) -> pa.Array:
+    """(n,) point clouds (lists of float32 triples) -> (n,) large_binary: each cloud's float32 bytes (x, y, z
+    of each point in turn), null where there is none."""
+    if clouds.null_count == len(clouds):
+        return pa.nulls(len(clouds), pa.large_binary())
+    values = np.asarray(pc.list_flatten(pc.list_flatten(clouds)), dtype=np.float32)
+    sizes = np.asarray(pc.fill_null(pc.list_value_length(clouds), 0), dtype=np.int64) * 12
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    present = clouds.is_valid()
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(clouds), [
+        present.buffers()[1] if clouds.null_count else None, pa.py_buffer(offsets), pa.py_buffer(values.tobytes())],
+        null_count=clouds.null_count, offset=present.offset if clouds.null_count else 0)
 
 
 def content_columns(docs) -> list[pa.Array]:
@@ -52,7 +69,7 @@ def _field(docs, name: str) -> pa.Array:
     """A content column of a batch, table or chunk struct array; "uri" gives the media address."""
     column = docs.field if isinstance(docs, pa.StructArray) else docs.column
     if name == "uri":
-        return media_addresses(column("uri"), column("blob"))
+        return media_addresses(column("uri"), column("blob"), column("point_cloud"))
     return _array(column(name))
 
 
@@ -100,13 +117,15 @@ def repeats(docs, order: np.ndarray) -> np.ndarray:
 
 
 def with_loaded_media(docs) -> np.ndarray:
-    """(n,) bool: documents that carry loaded image bytes, their own or a chunk's (such repeats are removed
-    in every layout: the same photo under two URIs in one label is one document)."""
-    has = np.asarray(_array(docs.column("blob")).is_valid())
+    """(n,) bool: documents that carry loaded media, image bytes or a point cloud, their own or a chunk's
+    (such repeats are removed in every layout: the same photo or mesh file under two URIs in one label is
+    one document)."""
+    has = np.asarray(pc.or_(_array(docs.column("blob")).is_valid(), _array(docs.column("point_cloud")).is_valid()))
     chunks = _array(docs.column("chunks"))
     if chunks.null_count < len(chunks):
         lengths = np.asarray(pc.fill_null(pc.list_value_length(chunks), 0))
-        loaded = np.asarray(pc.list_flatten(chunks).field("blob").is_valid()).astype(np.int64)
+        values = pc.list_flatten(chunks)
+        loaded = np.asarray(pc.or_(values.field("blob").is_valid(), values.field("point_cloud").is_valid())).astype(np.int64)
         starts = np.r_[0, np.cumsum(lengths)[:-1]]
         has |= np.add.reduceat(np.r_[loaded, 0], starts)[:len(lengths)] * (lengths > 0) > 0
     return has

@@ -102,7 +102,7 @@ def file_cloud_picture(data: bytes, uri: str, side: int) -> Optional[Image.Image
     (Imports the mesh readers, and trimesh, only when a removed mesh is drawn.)"""
     from transforms.media.meshes import point_cloud
 
-    cloud = point_cloud(data, posixpath.splitext(uri)[1].lstrip(".").lower(), uri, CLOUD_POINTS)
+    cloud = point_cloud(data, posixpath.splitext(uri)[1].lstrip(".").lower(), CLOUD_POINTS)
     return render_cloud(cloud.astype(np.float64), side) if isinstance(cloud, np.ndarray) else None
 
 

@@ -1,4 +1,4 @@
-"""Duplicates, end to end: the same photo under two URIs is one document (exact, by its bytes); with
+"""Duplicates, end to end: the same photo or mesh file under two URIs is one document (exact, by its bytes); with
 --near-duplicates, near-identical texts, images and meshes are clustered (duplicate_group), listed in
 duplicates/, dropped with --drop-near-duplicates, and kept in one split. Checked from the files."""
 import collections
@@ -69,6 +69,26 @@ def test_the_same_photo_under_two_uris_in_one_label_is_one_document(tmp_path):
     assert record | {"source_file": None} == {
         "id": None, "kept_id": kept, "kind": "exact", "similarity": 1.0, "removed": True, "modality": "image",
         "label": None, "text": None, "uri": "img/b.jpg", "source_file": None, "source_row": 2}
+    assert assert_reconciled(out)["duplicates_removed"] == 1
+
+
+def test_the_same_mesh_file_under_two_uris_in_one_label_is_one_document(tmp_path):
+    """A mesh's points are seeded by its bytes: copies have the same cloud and are one document; another
+    file, or the same file under another label, is its own document."""
+    (tmp_path / "m").mkdir()
+    for name, source in (("a.off", "ballA.off"), ("b.off", "ballA.off"), ("c.off", "ballB.off")):
+        shutil.copy(DATA / "meshes" / source, tmp_path / "m" / name)
+    (tmp_path / "m" / "d.off").write_bytes((DATA / "meshes" / "ballA.off").read_bytes() + b"\n")  # one more byte
+    source = write_csv(tmp_path, "m/a.off,ball\nm/b.off,ball\nm/c.off,ball\nm/d.off,ball\nm/b.off,sphere\n", "in.csv")
+    out = run_prepare(tmp_path, source, "--is-labeled")
+    table = pipelines.load_table(str(out))
+    docs = {(d["uri"], d["label"]): d for d in table.to_pylist()}
+    assert sorted(docs) == [("m/a.off", "ball"), ("m/b.off", "sphere"), ("m/c.off", "ball"), ("m/d.off", "ball")]
+    assert docs[("m/a.off", "ball")]["point_cloud"] == docs[("m/b.off", "sphere")]["point_cloud"]  # same bytes
+    assert docs[("m/a.off", "ball")]["point_cloud"] != docs[("m/d.off", "ball")]["point_cloud"]  # another file
+    (record,) = duplicates(out)
+    assert (record["kept_id"], record["kind"], record["modality"], record["uri"], record["source_row"]) == (
+        docs[("m/a.off", "ball")]["id"], "exact", "mesh", "m/b.off", 2)
     assert assert_reconciled(out)["duplicates_removed"] == 1
 
 

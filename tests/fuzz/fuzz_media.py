@@ -46,7 +46,7 @@ def check(data: bytes) -> None:
         assert isinstance(geometry, Geometry), geometry
     except MediaError:
         pass
-    cloud = point_cloud(body, file_type, "fuzz." + file_type, CLOUD_POINTS)
+    cloud = point_cloud(body, file_type, CLOUD_POINTS)
     if not isinstance(cloud, MediaError):
         assert isinstance(cloud, np.ndarray) and cloud.shape == (CLOUD_POINTS, 3), cloud
 

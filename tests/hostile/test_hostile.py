@@ -254,22 +254,22 @@ def test_hostile_urls(http_server, tmp_path):
 # --- the decode sandbox itself -------------------------------------------------------------------------
 
 
-GOOD_MESH = (f"OFF\n4 4 0\n{make_corpus.TETRAHEDRON}{make_corpus.TETRA_FACES}".encode(), "off", "good.off")
+GOOD_MESH = (f"OFF\n4 4 0\n{make_corpus.TETRAHEDRON}{make_corpus.TETRA_FACES}".encode(), "off")
 
 
 def clouds(items: list, options: MediaOptions) -> list:
-    """The points (or MediaError) decode_sandbox.point_cloud gives for each (bytes, file type, uri) item, in order."""
+    """The points (or MediaError) decode_sandbox.point_cloud gives for each (bytes, file type) item, in order."""
     results = [decode_sandbox.point_cloud(*item, options) for item in items]
     return [r if isinstance(r, MediaError) else r.points for r in results]
 
 
-def deep_mesh() -> tuple[bytes, str, str]:
+def deep_mesh() -> tuple[bytes, str]:
     """A glTF that keeps trimesh busy for minutes (a chain of 100,000 nested nodes)."""
-    return make_corpus.node_chain_gltf(100_000, make_corpus.TRIANGLE_DATA_URI), "gltf", "deep.gltf"
+    return make_corpus.node_chain_gltf(100_000, make_corpus.TRIANGLE_DATA_URI), "gltf"
 
 
-def mesh_items(folder: Path) -> list[tuple[bytes, str, str]]:
-    return [(path.read_bytes(), path.suffix[1:], str(path)) for path in sorted(folder.glob("*.off"))]
+def mesh_items(folder: Path) -> list[tuple[bytes, str]]:
+    return [(path.read_bytes(), path.suffix[1:]) for path in sorted(folder.glob("*.off"))]
 
 
 def test_sandbox_gives_the_same_results_as_decoding_in_process(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT, write_csv
 
-ROWS = 600_000
+ROWS = 3_000_000  # a run of ~15 s here: still going when the signal comes, 2 s in
 
 
 @pytest.fixture(scope="module")

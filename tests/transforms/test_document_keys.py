@@ -6,7 +6,8 @@ import pyarrow as pa
 import pytest
 
 from schemas.documents import CANDIDATE_SCHEMA, KEY
-from transforms.document_keys import content_columns, document_keys, hex_ids, repeats, sort_order
+from transforms.document_keys import (cloud_bytes, content_columns, document_keys, hex_ids, repeats, sort_order,
+                                     with_loaded_media)
 from transforms.hashing import column_hashes
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -102,6 +103,27 @@ def test_a_loaded_image_is_named_by_its_bytes_so_the_same_photo_under_two_uris_i
     assert repeats(loaded, sort_order(loaded)).tolist() == [False, True]
     other = loaded.set_column(loaded.schema.get_field_index("label"), "label", pa.array(["x", "y"]))
     assert len(set(document_keys(other).tolist())) == 2  # a label still tells documents apart
+
+
+def test_a_loaded_mesh_is_named_by_its_point_cloud_so_the_same_file_under_two_uris_is_one_document():
+    cloud = [[0.0, 0.5, 1.0], [1.5, 2.0, 2.5]]
+    loaded = candidates({"modality": "mesh", "uri": "a/bunny.ply", "label": "x", "point_cloud": cloud},
+                        {"modality": "mesh", "uri": "b/copy.ply", "label": "x", "point_cloud": cloud},
+                        {"modality": "mesh", "uri": "c/other.ply", "label": "x", "point_cloud": cloud[:1]},
+                        {"modality": "mesh", "uri": "d/not-loaded.ply", "label": "x"})
+    keys = document_keys(loaded).tolist()
+    assert keys[0] == keys[1] and len(set(keys)) == 3
+    assert content_columns(loaded)[2].to_pylist() == [np.array(cloud, np.float32).tobytes()] * 2 + [
+        np.array(cloud[:1], np.float32).tobytes(), b"d/not-loaded.ply"]
+    assert repeats(loaded, sort_order(loaded)).tolist() == [False, True, False, False]
+    assert with_loaded_media(loaded).tolist() == [True, True, True, False]
+
+
+def test_cloud_bytes_of_sliced_clouds_with_nulls():
+    clouds = pa.array([None, [[1, 2, 3], [4, 5, 6]], None, [[7, 8, 9]]], pa.list_(pa.list_(pa.float32(), 3)))
+    for part in (clouds, clouds.slice(1), clouds.slice(1, 2), clouds.slice(2), clouds.slice(0, 0)):
+        expected = [None if c is None else np.array(c, np.float32).tobytes() for c in part.to_pylist()]
+        assert cloud_bytes(part).to_pylist() == expected
 
 
 # --- sort_order, repeats, hex_ids ---------------------------------------------------------------------

@@ -66,10 +66,10 @@ def decode_image(data: bytes, options: MediaOptions) -> DecodedImage | MediaErro
     return answer
 
 
-def point_cloud(data: bytes, file_type: str, uri: str, options: MediaOptions) -> "Cloud | MediaError":
+def point_cloud(data: bytes, file_type: str, options: MediaOptions) -> "Cloud | MediaError":
     """A mesh file -> its meshes.Cloud of options.point_cloud_size points, or a MediaError (meshes.file_cloud
     with options.min_points, under the time limit and memory cap)."""
-    args = (data, file_type, uri, options.point_cloud_size, options.min_points)
+    args = (data, file_type, options.point_cloud_size, options.min_points)
     if not options.decode_timeout:
         return _file_cloud(*args)
     return _sandbox().call("mesh", args, options, file_type + " mesh")
@@ -244,15 +244,15 @@ def _image(data: bytes, options: MediaOptions):
     return result
 
 
-def _file_cloud(data: bytes, file_type: str, uri: str, count: int, min_points: int):
+def _file_cloud(data: bytes, file_type: str, count: int, min_points: int):
     """meshes.file_cloud, imported on first use: trimesh (and scipy) load only in runs that have meshes."""
     from transforms.media.meshes import file_cloud
 
-    return file_cloud(data, file_type, uri, count, min_points)
+    return file_cloud(data, file_type, count, min_points)
 
 
-def _mesh(data: bytes, file_type: str, uri: str, count: int, min_points: int):
-    result = _file_cloud(data, file_type, uri, count, min_points)
+def _mesh(data: bytes, file_type: str, count: int, min_points: int):
+    result = _file_cloud(data, file_type, count, min_points)
     if isinstance(result, MediaError):
         raise result
     return result

@@ -73,7 +73,7 @@ def load_media(rows: list[dict], options: MediaOptions, media_root: Optional[str
             images[(i, c)] = fetched[uri].data
     loaded.update(zip(images, _decoder_pool().map(lambda data: decode_image(data, options), images.values())))
     meshes = [(i, c, uri) for i, c, uri, kind in refs if kind == "mesh" and uri and fetched[uri].error is None]
-    clouds = _decoder_pool().map(lambda uri: point_cloud(fetched[uri].data, uri_extension(uri), uri, options),
+    clouds = _decoder_pool().map(lambda uri: point_cloud(fetched[uri].data, uri_extension(uri), options),
                                  [uri for _, _, uri in meshes])
     for (i, c, _), cloud in zip(meshes, clouds):
         loaded[(i, c)] = cloud

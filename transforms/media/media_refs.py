@@ -2,10 +2,10 @@
 of the media a run would load for its candidate documents, and of the media a finished dataset holds.
 
 A document's media targets are the document itself when it has no chunks, else each of its chunks (as
-LoadMedia reads them). A match key names an image by its location, the URI resolved against the run's media
-root (uris.resolve): the same bytes decoded with the same options give the same fields, whatever the name.
-A mesh is named by its location and its URI as the dataset names it, which seeds its points
-(meshes.mesh_seed). URIs with credentials are never matched: datasets keep them redacted.
+LoadMedia reads them). A match key names a medium by its location, the URI resolved against the run's media
+root (uris.resolve): the same bytes decoded with the same options give the same fields, whatever the name
+(a mesh's points are seeded by its bytes: meshes.mesh_seed). URIs with credentials are never matched:
+datasets keep them redacted.
 """
 import json
 from typing import Optional
@@ -25,11 +25,11 @@ _LOADED_WHEN = ("modality", "uri", "width", "point_cloud_from")  # what tells a 
 PREVIOUS_KEY_COLUMNS = ["source_file", *_LOADED_WHEN, *(f"chunks.list.element.{name}" for name in _LOADED_WHEN)]
 
 
-def match_key(kind: str, uri: str, location: str) -> Optional[str]:
-    """A media target's kind, URI as named and resolved location -> its match key; None when it has credentials."""
+def match_key(kind: str, location: str) -> Optional[str]:
+    """A media target's kind and resolved location -> its match key; None when it has credentials."""
     if has_credentials(location):
         return None
-    return json.dumps([kind, location] + ([uri] if kind == "mesh" else []))
+    return json.dumps([kind, location])
 
 
 def targets(docs, fields: tuple = ("modality", "uri")) -> pa.Table:
@@ -70,7 +70,7 @@ def candidate_references(docs, options: MediaOptions, media_root: Optional[str])
         elif kind == "mesh" and with_cloud[i]:
             continue
         elif uri and wanted(kind, location := resolve(uri, media_root), options):
-            key = match_key(kind, uri, location)
+            key = match_key(kind, location)
             if key is None or robots_refusal(location, options) is not None:  # LoadMedia says why
                 blocked[row] = True
             else:
@@ -97,7 +97,7 @@ def previous_keys(docs, media_root: Optional[str], excluded_sources: frozenset =
     for i, (kind, uri, is_loaded) in enumerate(zip(kinds.to_pylist(), found.column("uri").to_pylist(),
                                                    np.asarray(pc.fill_null(loaded, False)))):
         if is_loaded and uri and sources[i] not in excluded_sources:
-            key = match_key(kind, uri, resolve(uri, media_root))
+            key = match_key(kind, resolve(uri, media_root))
             if key is not None:
                 keep.append(i)
                 keys.append(key)

@@ -6,9 +6,9 @@ understand) is loaded with trimesh.
 
 Sampling is vectorized per mesh (triangle areas FACE_BLOCK faces at a time, so that a mesh of millions of
 triangles takes 8 bytes per face beyond its arrays, not a hundred; points in a few numpy calls); each
-mesh draws from its own `np.random.default_rng(seed)`, seeded from its URI as the dataset names it (a
-relative path stays relative to the inputs' folder), so a cloud is bit-identical on every run, runner and
-machine. Every file that cannot become a cloud is a MediaError; running out of memory raises
+mesh draws from its own `np.random.default_rng(seed)`, seeded from the file's bytes, so a cloud is
+bit-identical on every run, runner and machine, and the same file under two names gives the same cloud (one
+document, as the same photo under two URLs is). Every file that cannot become a cloud is a MediaError; running out of memory raises
 MemoryError (decode_sandbox makes it `decode_memory`).
 """
 import dataclasses
@@ -51,9 +51,9 @@ class Cloud(NamedTuple):
     origin: str
 
 
-def mesh_seed(uri: str) -> int:
-    """A URI -> a stable 64-bit seed (blake2b of its UTF-8 bytes; the same on every run and machine)."""
-    return int.from_bytes(hashlib.blake2b(uri.encode("utf-8"), digest_size=8).digest(), "little")
+def mesh_seed(data: bytes) -> int:
+    """A mesh file's bytes -> a stable 64-bit seed (their blake2b; the same on every run and machine)."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
 def load_geometry(data: bytes, file_type: str, fast: bool = True) -> Geometry:
@@ -253,8 +253,8 @@ def _points_on_faces(vertices: np.ndarray, corners: np.ndarray, uv: np.ndarray) 
     return (origin + uv[..., :1] * e1 + uv[..., 1:] * e2).astype(np.float32)
 
 
-def file_cloud(data: bytes, file_type: str, uri: str, count: int, min_points: int = 0) -> Cloud | MediaError:
-    """A mesh file's bytes, its type and uri -> its Cloud of `count` points seeded by the uri, or a MediaError.
+def file_cloud(data: bytes, file_type: str, count: int, min_points: int = 0) -> Cloud | MediaError:
+    """A mesh file's bytes and type -> its Cloud of `count` points seeded by the bytes, or a MediaError.
 
     A file of points only (no surface to sample) with fewer than `min_points` distinct points is
     `too_few_points` (0: no minimum); meshes with faces are never refused for it."""
@@ -268,14 +268,14 @@ def file_cloud(data: bytes, file_type: str, uri: str, count: int, min_points: in
             return MediaError("too_few_points", f"the {file_type} file has no faces and only {distinct} distinct "
                                                 f"points, fewer than --min-points {min_points}; lower --min-points "
                                                 "(0 turns the check off) to sample it anyway.")
-    cloud = sample_point_cloud(geometry, mesh_seed(uri), count)
+    cloud = sample_point_cloud(geometry, mesh_seed(data), count)
     if isinstance(cloud, MediaError):
         return cloud
     return Cloud(cloud, POINTS if geometry.faces is None else SURFACE)
 
 
-def point_cloud(data: bytes, file_type: str, uri: str, count: int) -> np.ndarray | MediaError:
-    """A mesh file's bytes, its type and uri -> a (count, 3) float32 point cloud seeded by the uri, or a MediaError
+def point_cloud(data: bytes, file_type: str, count: int) -> np.ndarray | MediaError:
+    """A mesh file's bytes and type -> a (count, 3) float32 point cloud seeded by the bytes, or a MediaError
     (file_cloud's points, with no minimum of distinct points)."""
-    cloud = file_cloud(data, file_type, uri, count)
+    cloud = file_cloud(data, file_type, count)
     return cloud.points if isinstance(cloud, Cloud) else cloud

@@ -64,6 +64,20 @@ def test_it_writes_only_the_clear_when_stopped_before_a_tick(tmp_path, capsys):
     assert capsys.readouterr().err == CLEAR
 
 
+def test_a_log_ends_with_the_last_state_of_a_run_shorter_than_a_tick(tmp_path):
+    staging = str(tmp_path / "staging")
+    drop_marker(staging, "whole", 7, 10)
+    log = tmp_path / "log.txt"
+    with open(log, "w") as err, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stderr", err)
+        with ProgressLine(staging, 10, interval=3600, terminal=False):
+            pass
+        with pytest.raises(RuntimeError), ProgressLine(staging, 10, interval=3600, terminal=False):
+            raise RuntimeError("a failed run")  # says why itself: no progress line after it
+    (line,) = log.read_text().splitlines()
+    assert line.startswith("finetune-etl: read 7 rows (100% of 10 bytes, 1 range) · ")
+
+
 @pytest.mark.parametrize("torn", [b"{not json", b""])
 def test_a_half_written_marker_does_not_stop_the_line(tmp_path, capsys, torn):
     staging = str(tmp_path / "staging")

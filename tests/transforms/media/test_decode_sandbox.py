@@ -22,11 +22,11 @@ from schemas.options import MediaOptions
 from transforms.media import decode_sandbox, images, meshes
 from transforms.media.errors import MediaError
 
-CUBE = ((ROOT / "examples" / "meshes" / "cube.off").read_bytes(), "off", "meshes/cube.off")
+CUBE = ((ROOT / "examples" / "meshes" / "cube.off").read_bytes(), "off")
 SANDBOXED = MediaOptions(point_cloud_size=16, decode_timeout=30)
 CAP = 300 << 20
 CAPPED = MediaOptions(point_cloud_size=16, decode_timeout=30, decode_memory=CAP)
-FANS = (fan_obj(100_000, 40), "obj", "fans.obj")  # 8 MB: 4 million triangles, 700 MiB to load
+FANS = (fan_obj(100_000, 40), "obj")  # 8 MB: 4 million triangles, 700 MiB to load
 
 
 def jpeg(width: int = 40, height: int = 24) -> bytes:
@@ -36,9 +36,9 @@ def jpeg(width: int = 40, height: int = 24) -> bytes:
     return buffer.getvalue()
 
 
-def hanging_mesh() -> tuple[bytes, str, str]:
+def hanging_mesh() -> tuple[bytes, str]:
     """A glTF whose triangle hangs below 100,000 nested nodes: trimesh takes minutes over it."""
-    return node_chain_gltf(100_000, TRIANGLE_DATA_URI), "gltf", "deep.gltf"
+    return node_chain_gltf(100_000, TRIANGLE_DATA_URI), "gltf"
 
 
 def child_pids() -> set[int]:
@@ -69,7 +69,7 @@ def in_new_thread(function, *args):
 
 
 def clouds(items: list, options: MediaOptions) -> list:
-    """decode_sandbox.point_cloud of each (bytes, file type, uri) item, in order."""
+    """decode_sandbox.point_cloud of each (bytes, file type) item, in order."""
     return [decode_sandbox.point_cloud(*item, options) for item in items]
 
 
@@ -106,7 +106,7 @@ def test_a_file_that_is_not_an_image_is_a_media_error_from_the_child():
 
 
 def test_point_cloud_from_the_child_equal_the_in_process_ones():
-    unreadable = (b"not a mesh at all", "stl", "bad.stl")
+    unreadable = (b"not a mesh at all", "stl")
     cloud, error = clouds([CUBE, unreadable], SANDBOXED)
     expected = meshes.point_cloud(*CUBE, 16)
     assert cloud.points.dtype == np.float32 and cloud.points.shape == (16, 3) and cloud.origin == "surface"
@@ -166,7 +166,7 @@ from transforms.media import decode_sandbox
 path, file_type, cap = sys.argv[1:]
 data, options = open(path, "rb").read(), MediaOptions(image_size=64, decode_memory=int(cap))
 answer = (decode_sandbox.decode_image(data, options) if file_type == "png"
-          else decode_sandbox.point_cloud(data, file_type, path, options))
+          else decode_sandbox.point_cloud(data, file_type, options))
 print(getattr(answer, "reason_class", "decoded"), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
 """
 

@@ -205,9 +205,9 @@ def test_http_meshes_load_into_point_clouds(served, tmp_path):
             assert doc["modality"] == "mesh" and doc["blob"] is None and doc["uri"] == uris[row - 1]
             points = cloud(doc)
             assert_cloud_of(points, served.root / expected)
-            # The served bytes, sampled with the URI's seed (the pipeline's own function on the same input).
+            # The served bytes, sampled with their own seed (the pipeline's own function on the same input).
             data = (served.root / expected).read_bytes()
-            np.testing.assert_array_equal(points, point_cloud(data, "off", uris[row - 1], CLOUD))
+            np.testing.assert_array_equal(points, point_cloud(data, "off", CLOUD))
         else:
             assert (dead[row]["stage"], dead[row]["reason_class"]) == ("media", expected)
     assert len(docs) == 2 and len(dead) == 1
@@ -566,7 +566,7 @@ def test_gcs_media(gcs, images, meshes, tmp_path):
     assert (doc["modality"], doc["uri"]) == ("mesh", mesh_uri)
     assert_cloud_of(cloud(doc), meshes / "ballB.off")
     data = uploads["media/ballB.off"].read_bytes()
-    np.testing.assert_array_equal(cloud(doc), point_cloud(data, "off", mesh_uri, CLOUD))
+    np.testing.assert_array_equal(cloud(doc), point_cloud(data, "off", CLOUD))
     assert reconciled(out)["bytes_fetched"] == len(data)
 
 

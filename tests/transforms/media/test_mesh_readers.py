@@ -37,7 +37,7 @@ def assert_same_as_trimesh(data: bytes, kind: str) -> None:
     assert np.array_equal(fast.vertices, reference.vertices, equal_nan=True)
     assert np.array_equal(fast.faces, reference.faces)
     assert fast.dropped_faces == reference.dropped_faces
-    seed = mesh_seed("mem://" + kind)
+    seed = mesh_seed(kind.encode())
     cloud, expected = sample_point_cloud(fast, seed, 2048), sample_point_cloud(reference, seed, 2048)
     if isinstance(expected, MediaError):
         assert isinstance(cloud, MediaError) and cloud.reason_class == expected.reason_class
@@ -48,10 +48,10 @@ def assert_same_as_trimesh(data: bytes, kind: str) -> None:
 def same_outcome(data: bytes, kind: str) -> None:
     """Whatever the fast reader does with the file, point_cloud gives what the trimesh path gives."""
     try:
-        reference = sample_point_cloud(load_geometry(data, kind, fast=False), mesh_seed("mem://x"), 64)
+        reference = sample_point_cloud(load_geometry(data, kind, fast=False), mesh_seed(data), 64)
     except MediaError as error:
         reference = error
-    cloud = point_cloud(data, kind, "mem://x", 64)
+    cloud = point_cloud(data, kind, 64)
     if isinstance(reference, MediaError):
         assert isinstance(cloud, MediaError) and cloud.reason_class == reference.reason_class, (cloud, reference)
     else:
@@ -200,7 +200,7 @@ def test_non_finite_vertices_drop_their_faces_as_before():
     data = b"v 0 0 0\nv 1 0 0\nv 0 1 0\nv nan 1 1\nf 1 2 3\nf 1 2 4\n"
     assert_same_as_trimesh(data, "obj")
     assert load_geometry(data, "obj").dropped_faces == 1
-    error = point_cloud(b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 inf\n3 0 1 2\n", "off", "mem://x", 16)
+    error = point_cloud(b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 inf\n3 0 1 2\n", "off", 16)
     assert isinstance(error, MediaError) and error.reason_class == "mesh_degenerate"
 
 
@@ -224,7 +224,7 @@ def test_non_finite_vertices_drop_their_faces_as_before():
 def test_hostile_files_are_still_dead_letters_of_the_same_reason(data, kind):
     assert read_mesh(data, kind) is None
     same_outcome(data, kind)
-    assert isinstance(point_cloud(data, kind, "mem://x", 16), MediaError)
+    assert isinstance(point_cloud(data, kind, 16), MediaError)
 
 
 def test_triangles_split_polygons_in_trimesh_order():

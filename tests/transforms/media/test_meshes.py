@@ -30,13 +30,13 @@ UNUSABLE = {"empty.stl": "mesh_empty", "empty.obj": "mesh_empty", "empty.ply": "
             "TestScene.gltf": "mesh_unreadable"}
 
 
-def item(name: str, uri: str = "") -> tuple[bytes, str, str]:
-    """A shared mesh file as point_cloud arguments (bytes, file type, uri)."""
-    return (MESHES / name).read_bytes(), name.rsplit(".", 1)[1].lower(), uri or f"file:///meshes/{name}"
+def item(name: str) -> tuple[bytes, str]:
+    """A shared mesh file as point_cloud arguments (bytes, file type)."""
+    return (MESHES / name).read_bytes(), name.rsplit(".", 1)[1].lower()
 
 
-def cloud_of(data: bytes, file_type: str, uri: str = "mem://test", count: int = COUNT):
-    return point_cloud(data, file_type, uri, count)
+def cloud_of(data: bytes, file_type: str, count: int = COUNT):
+    return point_cloud(data, file_type, count)
 
 
 def obj(vertices, faces) -> bytes:
@@ -87,9 +87,9 @@ def time_limit(seconds: int):
 
 @pytest.mark.parametrize("name", sorted(FACES))
 def test_every_loadable_mesh_gives_a_finite_cloud_of_its_faces(name):
-    data, file_type, uri = item(name)
+    data, file_type = item(name)
     assert len(load_geometry(data, file_type).faces) == FACES[name]
-    cloud = cloud_of(data, file_type, uri)
+    cloud = cloud_of(data, file_type)
     assert isinstance(cloud, np.ndarray), cloud
     assert cloud.shape == (COUNT, 3) and cloud.dtype == np.float32
     assert np.isfinite(cloud).all()
@@ -173,15 +173,15 @@ def test_clouds_are_deterministic_and_independent_of_the_batch():
             continue
         for other in (b, c, single):
             assert np.array_equal(a, other), name
-    other_uri = point_cloud(*item("bunny.ply", "file:///elsewhere/bunny.ply"), COUNT)
-    assert not np.array_equal(first[0], other_uri)
+    data, file_type = item("bunny.ply")  # one more byte (a comment line) is another file: another sample
+    assert not np.array_equal(first[0], point_cloud(data.replace(b"\n", b"\ncomment another file\n", 1), file_type, COUNT))
 
 
-def test_mesh_seed_is_a_stable_64_bit_number():
-    assert mesh_seed("gs://bucket/bunny.ply") == mesh_seed("gs://bucket/bunny.ply")
-    assert mesh_seed("gs://bucket/bunny.ply") != mesh_seed("gs://bucket/bunny2.ply")
-    assert 0 <= mesh_seed("x") < 2**64
-    assert mesh_seed("gs://bucket/bunny.ply") == 0xb66ea2188dbd3ea6  # blake2b, not the per-process hash()
+def test_mesh_seed_is_a_stable_64_bit_number_of_the_bytes():
+    assert mesh_seed(b"ply bytes") == mesh_seed(b"ply bytes")
+    assert mesh_seed(b"ply bytes") != mesh_seed(b"ply bytes ")
+    assert 0 <= mesh_seed(b"x") < 2**64
+    assert mesh_seed(b"gs://bucket/bunny.ply") == 0xb66ea2188dbd3ea6  # blake2b, not the per-process hash()
 
 
 def test_faces_on_nan_vertices_are_dropped_and_the_rest_sampled():
@@ -264,6 +264,6 @@ def test_headers_declaring_more_than_the_file_holds_are_refused_quickly(data, fi
     (b"OFF\n3 0 0\n1e300 0 0\n0 1 0\n0 0 1\n", "off"),
 ])
 def test_coordinates_beyond_float32_are_degenerate_not_infinite_points(data, file_type):
-    result = point_cloud(data, file_type, "big." + file_type, 64)
+    result = point_cloud(data, file_type, 64)
     assert isinstance(result, MediaError) and result.reason_class == "mesh_degenerate"
     assert "beyond float32's range" in str(result)

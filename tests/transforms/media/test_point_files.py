@@ -21,9 +21,9 @@ CUBE = MESHES / "cube.off"  # 8 vertices, 12 triangles
 COUNT = 2048
 
 
-def item(name: str) -> tuple[bytes, str, str]:
-    """A file of tests/data/meshes as file_cloud arguments (bytes, file type, uri)."""
-    return (MESHES / name).read_bytes(), name.rsplit(".", 1)[1], f"file:///meshes/{name}"
+def item(name: str) -> tuple[bytes, str]:
+    """A file of tests/data/meshes as file_cloud arguments (bytes, file type)."""
+    return (MESHES / name).read_bytes(), name.rsplit(".", 1)[1]
 
 
 def ply(points) -> bytes:
@@ -67,31 +67,31 @@ def test_min_points_around_the_five_points_of_a_file(name, min_points):
 def test_distinct_points_are_counted_not_rows():
     three = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]])
     data = ply(np.tile(three, (40, 1)))  # 120 rows, 3 distinct points
-    error = file_cloud(data, "ply", "mem://tiled.ply", COUNT, 4)
+    error = file_cloud(data, "ply", COUNT, 4)
     assert isinstance(error, MediaError) and "only 3 distinct points" in error.reason
-    cloud = file_cloud(data, "ply", "mem://tiled.ply", COUNT, 3)
+    cloud = file_cloud(data, "ply", COUNT, 3)
     assert cloud.origin == POINTS and {tuple(p) for p in cloud.points} == vertices(data)
 
 
 def test_meshes_with_faces_are_surfaces_whatever_the_minimum():
     """cube.off has 8 vertices, far fewer than the minimum: its triangles are a surface, never refused."""
     data = CUBE.read_bytes()
-    cloud = file_cloud(data, "off", "meshes/cube.off", COUNT, 1_000_000)
+    cloud = file_cloud(data, "off", COUNT, 1_000_000)
     assert cloud.origin == SURFACE
-    assert np.array_equal(cloud.points, point_cloud(data, "off", "meshes/cube.off", COUNT))
+    assert np.array_equal(cloud.points, point_cloud(data, "off", COUNT))
 
 
 @pytest.mark.parametrize("decode_timeout", [30, 0])
 def test_the_decoder_child_answers_as_the_worker_does(decode_timeout):
     options = MediaOptions(point_cloud_size=16, decode_timeout=decode_timeout)
-    error = decode_sandbox.point_cloud(FIVE, "ply", "five.ply", options)
+    error = decode_sandbox.point_cloud(FIVE, "ply", options)
     assert isinstance(error, MediaError) and error.reason_class == "too_few_points"
-    assert vars(error) == vars(file_cloud(FIVE, "ply", "five.ply", 16, 64))
-    cloud = decode_sandbox.point_cloud(CUBE.read_bytes(), "off", "cube.off", options)
+    assert vars(error) == vars(file_cloud(FIVE, "ply", 16, 64))
+    cloud = decode_sandbox.point_cloud(CUBE.read_bytes(), "off", options)
     assert cloud.origin == SURFACE
-    assert np.array_equal(cloud.points, point_cloud(CUBE.read_bytes(), "off", "cube.off", 16))
+    assert np.array_equal(cloud.points, point_cloud(CUBE.read_bytes(), "off", 16))
     options = MediaOptions(point_cloud_size=16, decode_timeout=decode_timeout, min_points=5)
-    cloud = decode_sandbox.point_cloud(FIVE, "ply", "five.ply", options)
+    cloud = decode_sandbox.point_cloud(FIVE, "ply", options)
     assert cloud.origin == POINTS and {tuple(p) for p in cloud.points} <= vertices(FIVE)
 
 

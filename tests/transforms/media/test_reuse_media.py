@@ -127,9 +127,8 @@ def test_only_media_this_run_loads_and_can_name_are_references(tmp_path):
     rows = [("a.png", "x"), ("https://user:secret@example.org/b.png", "x"), ("https://example.org/c.png", "x")]
     docs = candidates(tmp_path, "labeled", ("image", "text"), rows)
     references, reusable = candidate_references(docs, OPTIONS, media)
-    assert references.column("key").to_pylist() == [match_key("image", "a.png", f"{media}/a.png"),
-                                                     match_key("image", "https://example.org/c.png",
-                                                               "https://example.org/c.png")]
+    assert references.column("key").to_pylist() == [match_key("image", f"{media}/a.png"),
+                                                     match_key("image", "https://example.org/c.png")]
     assert reusable.tolist() == [True, False, True]  # credentials are redacted in datasets: never matched
     _, reusable = candidate_references(docs, MediaOptions(fetch_remote=False), media)
     assert reusable.tolist() == [True, False, False]  # remote files are not loaded at all
@@ -137,7 +136,7 @@ def test_only_media_this_run_loads_and_can_name_are_references(tmp_path):
     assert candidate_references(with_blob, OPTIONS, media)[1].tolist() == [False, False, True]  # LoadMedia verifies it
 
 
-def test_a_previous_dataset_names_its_media_by_location_and_meshes_by_their_uri_too():
+def test_a_previous_dataset_names_its_media_by_location():
     docs = pa.Table.from_pylist([
         {"modality": "image", "uri": "a.png", "width": 8, "source_file": "/old/in.csv"},
         {"modality": "image", "uri": "a.png", "width": 8, "source_file": "/old/in.csv"},  # a repeat: listed once
@@ -149,8 +148,7 @@ def test_a_previous_dataset_names_its_media_by_location_and_meshes_by_their_uri_
     ], schema=DOCUMENT_SCHEMA)
     keys = previous_keys(docs, "/old", frozenset({"/old/in.docs"}))
     assert keys.to_pylist() == [
-        {"key": match_key("image", "a.png", "/old/a.png"), "row": 0, "slot": -1},
-        {"key": match_key("mesh", "m.obj", "/old/m.obj"), "row": 2, "slot": -1},
-        {"key": match_key("image", "https://example.org/c.png", "https://example.org/c.png"), "row": 5, "slot": 1}]
-    assert match_key("mesh", "m.obj", "/old/m.obj") != match_key("mesh", "old/m.obj", "/old/m.obj")  # seeds differ
-    assert match_key("image", "https://REDACTED@example.org/a.png", "https://REDACTED@example.org/a.png") is None
+        {"key": match_key("image", "/old/a.png"), "row": 0, "slot": -1},
+        {"key": match_key("mesh", "/old/m.obj"), "row": 2, "slot": -1},
+        {"key": match_key("image", "https://example.org/c.png"), "row": 5, "slot": 1}]
+    assert match_key("image", "https://REDACTED@example.org/a.png") is None
