@@ -69,27 +69,21 @@ class ProgressLine:
         self._thread.start()
         return self
 
-    def __exit__(self, error_type, *_):
+    def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
         if self._terminal:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
-        elif error_type is None:  # a log ends with the run's last state, however short the run was
-            self._report()
 
     def _loop(self):
         while not self._stop.wait(self._interval):
-            self._report()
-
-    def _report(self):
-        """Write the markers' state: the terminal's line rewritten, or a line of a log."""
-        markers = self._markers()
-        if markers is None:
-            return
-        line = describe(markers, self._total, time.monotonic() - self._start)
-        sys.stderr.write(f"\r\033[K{line}" if self._terminal else f"{line}\n")
-        sys.stderr.flush()
+            markers = self._markers()
+            if markers is None:
+                continue
+            line = describe(markers, self._total, time.monotonic() - self._start)
+            sys.stderr.write(f"\r\033[K{line}" if self._terminal else f"{line}\n")
+            sys.stderr.flush()
 
     def _markers(self):
         """The markers' contents (unreadable ones, half written, skipped), or None when listing fails."""
