@@ -79,3 +79,20 @@ def test_a_default_run_imports_neither_docarray_nor_torch(tmp_path):
                             cwd=Path(__file__).resolve().parents[2])
     assert result.stdout.splitlines()[-1] == "[]", result.stdout
     assert list((tmp_path / "out" / "docarray").glob("*.docs")), "the default run wrote no docarray shards"
+
+
+def test_a_run_of_plain_meshes_never_imports_trimesh(tmp_path):
+    """The bundled meshes (OFF, a Blender OBJ with normals, a PLY with texture coordinates, STL) take the fast
+    readers, so neither the run (decoding in-process with --decode-timeout 0) nor the point-cloud module imports
+    trimesh, scipy or networkx (about a second); the clouds are the ones the trimesh path gives."""
+    script = ("import sys\n"
+              "from pipelines.cli import main\n"
+              f"assert main(['prepare', '--input', 'examples/labeled-meshes.csv', '--is-labeled', '--decode-timeout', "
+              f"'0', '--output', {str(tmp_path / 'out')!r}]) == 0\n"
+              "print([m for m in ('trimesh', 'scipy', 'networkx') if m in sys.modules])\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout
+    import pipelines
+    table = pipelines.load_table(str(tmp_path / "out"))
+    assert table.num_rows == 6 and table["point_cloud"].null_count == 0

@@ -25,6 +25,7 @@ status "ok", "error" or "memory".
 """
 import atexit
 import functools
+import importlib
 import os
 import pickle
 import resource
@@ -42,10 +43,10 @@ from transforms.media.images import DecodedImage
 from transforms.media.images import decode_image as _decode_image
 from transforms.media.errors import MediaError
 
-if TYPE_CHECKING:  # meshes imports trimesh: only runs that have meshes load it
+if TYPE_CHECKING:  # only runs that have meshes load the mesh modules
     from transforms.media.meshes import Cloud
 
-START_SECONDS = 120.0  # a child's imports (numpy, Pillow, trimesh) on a loaded machine; not a file's time
+START_SECONDS = 120.0  # a child's imports (numpy, Pillow, the mesh readers) on a loaded machine; not a file's time
 MIN_CAP, MAX_CAP = 1 << 30, 4 << 30  # the range of the default --decode-memory
 _SAME_BYTES = "same"  # an image answer whose blob is the bytes sent: not sent back
 _LENGTH = struct.Struct("<Q")
@@ -110,6 +111,7 @@ class _Sandbox:
     def __init__(self):
         self._child: Optional[subprocess.Popen] = None
         self._cap = 0
+        self._warm: set[str] = set()  # the functions whose modules the child has imported
 
     def call(self, function: str, args: tuple, options: MediaOptions, what: str):
         """function(*args) in a child capped at memory_cap(options) -> its result or MediaError (never raises
@@ -117,9 +119,10 @@ class _Sandbox:
         for _ in range(2):
             child = self._started(memory_cap(options))
             try:
+                self._warmed(child, function)
                 _send(child.stdin, (function, args))
                 break
-            except (BrokenPipeError, OSError):  # died before this file (killed from outside): once more
+            except (BrokenPipeError, OSError, EOFError):  # died before this file (killed from outside): once more
                 self._stop()
         else:
             return MediaError("decode_crashed", "the decoder process could not be started or fed this file.")
@@ -163,7 +166,19 @@ class _Sandbox:
                 raise RuntimeError(f"the decode sandbox process did not start; {why}")
         return self._child
 
+    def _warmed(self, child: subprocess.Popen, function: str) -> None:
+        """Have the child import what `function` needs (the mesh readers) before its first file, with the
+        start-up's time limit, so that a file's --decode-timeout never pays for imports. Raises OSError or
+        EOFError when the child is gone."""
+        if function in self._warm:
+            return
+        _send(child.stdin, ("warm", (function,)))
+        if _receive(child.stdout, time.monotonic() + START_SECONDS) != ("ok", "ready"):
+            raise OSError(f"the decoder process did not get ready for {function}")
+        self._warm.add(function)
+
     def _stop(self) -> None:
+        self._warm = set()
         child, self._child = self._child, None
         if child is not None:
             _children.discard(child)
@@ -245,7 +260,7 @@ def _image(data: bytes, options: MediaOptions):
 
 
 def _file_cloud(data: bytes, file_type: str, count: int, min_points: int):
-    """meshes.file_cloud, imported on first use: trimesh (and scipy) load only in runs that have meshes."""
+    """meshes.file_cloud, imported on first use (see _warm): only runs that have meshes load it."""
     from transforms.media.meshes import file_cloud
 
     return file_cloud(data, file_type, count, min_points)
@@ -258,7 +273,14 @@ def _mesh(data: bytes, file_type: str, count: int, min_points: int):
     return result
 
 
-_FUNCTIONS = {"image": _image, "mesh": _mesh}
+def _warm(function: str) -> str:
+    """Import what `function` needs before its first file (see _Sandbox._warmed) -> 'ready'."""
+    if function == "mesh":  # the numpy readers; trimesh loads later, for the files that need it
+        importlib.import_module("transforms.media.meshes")
+    return "ready"
+
+
+_FUNCTIONS = {"image": _image, "mesh": _mesh, "warm": _warm}
 
 
 def _watch_parent(parent: int) -> None:

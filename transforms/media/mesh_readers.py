@@ -1,18 +1,19 @@
 """Fast mesh readers: a file's bytes -> (vertices (n, 3) float64, triangles (m, 3) int64), vectorized with numpy.
 
-Each reader gives exactly what trimesh's loader gives with process=False (same vertex values and order, same
-triangles in the same order, polygons split as trimesh splits them, the same number parser), or None for a
-file it does not fully understand; such files are left to trimesh (meshes.load_geometry). They accept only
-plain, regular files: ASCII text with "\\n" line ends, one mesh per file, no textures that would split vertices
-(except OBJ, whose split is trimesh's own unmerge_faces), every face index in range.
+Each reader gives the surface trimesh's loader gives with process=False: the same triangles in the same order,
+each with the same corner coordinates (polygons split as trimesh splits them, the same number parser), so
+areas and sampled points are bit-identical; or None for a file it does not fully understand, which is left to
+trimesh (meshes.load_geometry). One difference, invisible to sampling: where trimesh gives a vertex one copy
+per texture coordinate or normal (unmerge_faces), these readers keep one vertex. They accept only plain,
+regular files: ASCII text with "\\n" line ends, one mesh per file, every face index in range.
+
+trimesh (with scipy and networkx, about a second to import) is imported only for OFF files with comments
+(its comment_strip), so a run of plain meshes never loads it.
 """
 import re
 from typing import Optional
 
 import numpy as np
-from trimesh.grouping import unique_rows
-from trimesh.util import comment_strip
-from trimesh.visual.texture import unmerge_faces
 
 Mesh = tuple[np.ndarray, np.ndarray]  # vertices (n, 3) float64, triangles (m, 3) int64
 
@@ -24,7 +25,6 @@ _PLY_TYPES = {"char": "i1", "uchar": "u1", "short": "i2", "ushort": "u2", "int":
               "uint32": "u4", "uint64": "u8", "float": "f4", "float16": "f2", "float32": "f4", "float64": "f8",
               "double": "f8"}  # trimesh.exchange.ply's names
 _PLY_INDEX = ("vertex_indices", "vertex_index")
-_PLY_UV = (("texture_u", "texture_v"), ("u", "v"), ("s", "t"))  # vertex texture coordinates, trimesh's order
 
 
 def read_mesh(data: bytes, file_type: str) -> Optional[Mesh]:
@@ -174,7 +174,7 @@ def read_off(data: bytes) -> Optional[Mesh]:
     data = data.replace(b"\r\n", b"\n")
     if not _plain(data):
         return None
-    parts = re.split("(COFF|OFF)", comment_strip(data.decode("ascii")).strip(), maxsplit=1)
+    parts = re.split("(COFF|OFF)", _strip_comments(data.decode("ascii")).strip(), maxsplit=1)
     if len(parts) != 3:
         return None
     text = parts[2].encode("ascii")
@@ -201,6 +201,14 @@ def read_off(data: bytes) -> Optional[Mesh]:
         return None  # trimesh fails on polygons of more than 4 corners among faces of other sizes
     corners = np.delete(values, starts)
     return vertices, triangles(corners, lengths, grouped=True)
+
+
+def _strip_comments(text: str) -> str:
+    """OFF text -> the text trimesh's OFF reader sees: unchanged without a '#', else trimesh's comment_strip."""
+    if "#" not in text:
+        return text
+    from trimesh.util import comment_strip
+    return comment_strip(text)
 
 
 def _line(text: bytes, lines: _Lines, row: int) -> str:
@@ -304,16 +312,9 @@ def _face_size(body: bytes, offset: int, face: list, endian: str) -> Optional[in
 
 
 def _ply_mesh(columns, faces: np.ndarray) -> Mesh:
-    """Vertex records (or {name: column} in the header's types) and faces (n, k) -> the mesh as trimesh builds
-    it: vertices with several texture coordinates split (unmerge_faces), polygons split into triangles."""
+    """Vertex records (or {name: column} in the header's types) and faces (n, k) -> the mesh, polygons split
+    into triangles as trimesh splits them."""
     vertices = np.stack([np.asarray(columns[axis]).astype(np.float64) for axis in "xyz"], axis=1)
-    names = columns.dtype.names if isinstance(columns, np.ndarray) else columns
-    uv = next(((columns[u], columns[v]) for u, v in _PLY_UV if u in names and v in names), None)
-    if uv is not None:
-        corners_uv = np.stack([uv[0][faces.ravel()], uv[1][faces.ravel()]], axis=-1)
-        inverse = unique_rows(corners_uv)[1]
-        faces, keep = unmerge_faces(faces, inverse.reshape(faces.shape))[:2]
-        vertices = vertices[keep]
     if faces.shape[1] != 3:
         faces = triangles(faces.ravel(), np.full(len(faces), faces.shape[1]), grouped=True)
     return vertices, faces
@@ -361,7 +362,7 @@ _OBJ_WORDS = (b"v ", b"vn ", b"vt ", b"f ", b"o ", b"g ", b"s ", b"#", b"mtllib 
 
 def read_obj(data: bytes) -> Optional[Mesh]:
     """OBJ: `v x y z [r g b]` lines and `f` lines of v, v/vt, v//vn or v/vt/vn corners (negative indices count
-    from the end, as trimesh counts them), one material at most; vertices kept and split as trimesh does."""
+    from the end, as trimesh counts them), one material at most; the vertices faces use, in file order."""
     data = data.strip().replace(b"\r\n", b"\n")  # as trimesh reads it
     if not _plain(data) or b"\\" in data or data.count(b"usemtl") > 1:
         return None
@@ -379,26 +380,19 @@ def read_obj(data: bytes) -> Optional[Mesh]:
     blank = np.zeros(len(lines.bytes), bool)
     blank[lines.first[filled]] = True  # the keywords of v, vn, vt and f lines are one or two letters
     blank[lines.first[filled] + 1] = np.isin(kinds[filled], (1, 2))
-    v, has_vn = _obj_table(lines, kinds == 0, blank, 3), (kinds == 1).any()
+    v = _obj_table(lines, kinds == 0, blank, 3)
     if v is None or not len(v) or any(_obj_table(lines, kinds == k, blank) is None for k in (1, 2)):
         return None  # no vertices, or normals / texture coordinates trimesh would not read either
-    faces = _obj_faces(lines, kinds == 3, blank)
-    if faces is None:
+    corners = _obj_faces(lines, kinds == 3, blank)
+    if corners is None:
         return None
-    corners, textures, normals = faces
     if corners.min() < -len(v) or corners.max() >= len(v):
         return None
-    if textures is not None:
-        with_normals = normals is not None and len(normals) == len(corners)
-        corners, keep = unmerge_faces(corners, textures, *([normals] if with_normals else []))[:2]
-    elif has_vn and normals is not None and normals.shape == corners.shape:
-        corners, keep = unmerge_faces(corners, normals)[:2]
-    else:
-        keep = np.zeros(len(v), bool)
-        keep[corners] = True
-        inverse = np.zeros(len(v), np.int64)
-        inverse[keep] = np.arange(keep.sum())
-        corners = inverse[corners]
+    keep = np.zeros(len(v), bool)  # the vertices faces use, in file order (trimesh drops the others)
+    keep[corners] = True
+    inverse = np.zeros(len(v), np.int64)
+    inverse[keep] = np.arange(keep.sum())
+    corners = inverse[corners]
     if corners.shape[1] != 3:  # faces of one size: trimesh.Trimesh splits them (triangulate_quads)
         corners = triangles(corners.ravel(), np.full(len(corners), corners.shape[1]), grouped=True)
     return v[keep][:, :3], corners
@@ -419,8 +413,8 @@ def _obj_table(lines: _Lines, keep: np.ndarray, blank: np.ndarray, least: int = 
     return None if values is None else values.reshape(len(width), width[0])
 
 
-def _obj_faces(lines: _Lines, keep: np.ndarray, blank: np.ndarray) -> Optional[tuple]:
-    """The f lines -> (vertex indices, texture indices or None, normal indices or None) as trimesh reads them:
+def _obj_faces(lines: _Lines, keep: np.ndarray, blank: np.ndarray) -> Optional[np.ndarray]:
+    """The f lines -> their corners' vertex indices as trimesh reads them (texture and normal indices left out):
     1-based indices made 0-based, negative ones left as they are; (faces, corners) arrays for faces of one
     size, (triangles, 3) face by face for faces of several sizes (only without `/` forms)."""
     rows = np.flatnonzero(keep)
@@ -434,8 +428,8 @@ def _obj_faces(lines: _Lines, keep: np.ndarray, blank: np.ndarray) -> Optional[t
             return None
         values[values > 0] -= 1
         if (groups == groups[0]).all():
-            return values.reshape(len(rows), groups[0]), None, None
-        return triangles(values, groups, grouped=False), None, None
+            return values.reshape(len(rows), groups[0])
+        return triangles(values, groups, grouped=False)
     split = _Lines(text.replace(b"/", b" "))
     columns = split.tokens[: len(rows)]
     if (columns != columns[0]).any() or groups[0] < 3 or (groups != groups[0]).any():
@@ -445,18 +439,7 @@ def _obj_faces(lines: _Lines, keep: np.ndarray, blank: np.ndarray) -> Optional[t
         return None
     values[values > 0] -= 1
     table, group, width = values.reshape(len(rows), columns[0]), int(groups[0]), int(columns[0])
-    index = np.arange(group) * (width // group)
-    textures = normals = None
-    first = text[: text.index(b"\n")].split()
-    if width == 2 * group:
-        slashes = b"".join(corner.strip(b"/") for corner in first).count(b"/")
-        if slashes == width:
-            normals = table[:, index + 1]
-        elif slashes == width // 2:
-            textures = table[:, index + 1]
-    elif width == 3 * group:
-        textures, normals = table[:, index + 1], table[:, index + 2]
-    return table[:, index], textures, normals
+    return table[:, np.arange(group) * (width // group)]  # the vertex of each corner; vt and vn are not needed
 
 
 _READERS = {"stl": read_stl, "off": read_off, "ply": read_ply, "obj": read_obj}

@@ -1,8 +1,8 @@
 """Meshes to point clouds: load a 3D file, sample points uniformly over its surface.
 
 Plain OFF, OBJ, PLY and STL files are read by the vectorized readers of mesh_readers, which give exactly
-trimesh's vertices and triangles; every other file (glTF/GLB, anything those readers do not fully
-understand) is loaded with trimesh.
+trimesh's triangles and corner coordinates; every other file (glTF/GLB, anything those readers do not fully
+understand) is loaded with trimesh, imported then (it takes about a second).
 
 Sampling is vectorized per mesh (triangle areas FACE_BLOCK faces at a time, so that a mesh of millions of
 triangles takes 8 bytes per face beyond its arrays, not a hundred; points in a few numpy calls); each
@@ -20,7 +20,6 @@ import struct
 from typing import NamedTuple, Optional
 
 import numpy as np
-import trimesh
 
 from schemas.modalities import MESH_EXTENSIONS
 from transforms.media.errors import MediaError
@@ -72,6 +71,7 @@ def load_geometry(data: bytes, file_type: str, fast: bool = True) -> Geometry:
     mesh = read_mesh(data, file_type) if fast else None
     if mesh is not None:
         return _mesh_geometry([mesh])
+    import trimesh  # only here: importing it takes about a second, and most files take the fast readers
     try:
         # process=False: no vertex merging (sampling does not need it) and non-finite vertices stay visible.
         scene = trimesh.load_scene(file_obj=io.BytesIO(data), file_type=file_type, process=False,
