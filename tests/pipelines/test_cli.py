@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+import pipelines
 from pipelines.cli import COMMANDS, USAGE, main
 
 
@@ -93,6 +94,5 @@ def test_a_run_of_plain_meshes_never_imports_trimesh(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True,
                             cwd=Path(__file__).resolve().parents[2])
     assert result.stdout.splitlines()[-1] == "[]", result.stdout
-    import pipelines
     table = pipelines.load_table(str(tmp_path / "out"))
     assert table.num_rows == 6 and table["point_cloud"].null_count == 0

@@ -111,7 +111,7 @@ class _Sandbox:
     def __init__(self):
         self._child: Optional[subprocess.Popen] = None
         self._cap = 0
-        self._warm: set[str] = set()  # the functions whose modules the child has imported
+        self._imported_for: set[str] = set()  # the functions whose modules the child has imported
 
     def call(self, function: str, args: tuple, options: MediaOptions, what: str):
         """function(*args) in a child capped at memory_cap(options) -> its result or MediaError (never raises
@@ -170,15 +170,15 @@ class _Sandbox:
         """Have the child import what `function` needs (the mesh readers) before its first file, with the
         start-up's time limit, so that a file's --decode-timeout never pays for imports. Raises OSError or
         EOFError when the child is gone."""
-        if function in self._warm:
+        if function in self._imported_for:
             return
         _send(child.stdin, ("warm", (function,)))
         if _receive(child.stdout, time.monotonic() + START_SECONDS) != ("ok", "ready"):
             raise OSError(f"the decoder process did not get ready for {function}")
-        self._warm.add(function)
+        self._imported_for.add(function)
 
     def _stop(self) -> None:
-        self._warm = set()
+        self._imported_for = set()
         child, self._child = self._child, None
         if child is not None:
             _children.discard(child)
