@@ -21,7 +21,8 @@ answers `decode_memory` and exits, and the next file gets a fresh child. The chi
 thread: numpy's and scipy's OpenBLAS otherwise each start a thread per core, with its own buffer (+41 MiB of
 VmData per thread; 250 MiB on 2 cores).
 Messages on the pipes are an 8-byte length and a pickle: (function name, args) in, (status, value) out,
-status "ok", "error" or "memory".
+status "ok", "error", "memory", or "import" (the file needs trimesh, which a child imports only when a file
+does: the parent has it imported under the start-up's time limit and sends the file again).
 """
 import atexit
 import functools
@@ -111,38 +112,52 @@ class _Sandbox:
     def __init__(self):
         self._child: Optional[subprocess.Popen] = None
         self._cap = 0
-        self._imported_for: set[str] = set()  # the functions whose modules the child has imported
+        self._imported_for: set[str] = set()  # the names warmed in the child (see _warmed)
 
     def call(self, function: str, args: tuple, options: MediaOptions, what: str):
         """function(*args) in a child capped at memory_cap(options) -> its result or MediaError (never raises
         for the file's sake)."""
+        imports = [function]  # what the child imports before this file, outside its time limit
+        while True:
+            child = self._fed(imports, (function, args), options)
+            if child is None:
+                return MediaError("decode_crashed", "the decoder process could not be started or fed this file.")
+            try:
+                answer = _receive(child.stdout, time.monotonic() + options.decode_timeout)
+            except EOFError:  # the child closed its end: it is dying
+                code = child.wait()
+                self._stop()
+                return MediaError("decode_crashed", f"the decoder process died on this {what} ({_exit(code)}); "
+                                                    "the file crashes the decoding library.")
+            if answer is None:
+                self._stop()
+                return MediaError("decode_timeout", f"decoding this {what} took longer than --decode-timeout "
+                                                    f"{options.decode_timeout:g}s and was stopped; the file is "
+                                                    "pathological or very large: raise --decode-timeout to give it longer.")
+            status, value = answer
+            if status == "import" and value not in imports:  # the file needs trimesh: imported, then sent again
+                imports.append(value)
+                continue
+            if status == "memory":  # the child exits after this answer
+                self._stop()
+                return MediaError("decode_memory", _memory_reason(what, self._cap))
+            if status == "import":
+                return MediaError("decode_error", f"the decoder could not import {value} for this {what}.")
+            return value if status == "ok" else MediaError("decode_error", value)
+
+    def _fed(self, imports: list, message: tuple, options: MediaOptions) -> Optional[subprocess.Popen]:
+        """The child, with `imports` imported, after `message` was sent to it; None when no child could be
+        started or fed (tried twice: a child killed from outside before this file is replaced once)."""
         for _ in range(2):
             child = self._started(memory_cap(options))
             try:
-                self._warmed(child, function)
-                _send(child.stdin, (function, args))
-                break
-            except (BrokenPipeError, OSError, EOFError):  # died before this file (killed from outside): once more
+                for name in imports:
+                    self._warmed(child, name)
+                _send(child.stdin, message)
+                return child
+            except (BrokenPipeError, OSError, EOFError):
                 self._stop()
-        else:
-            return MediaError("decode_crashed", "the decoder process could not be started or fed this file.")
-        try:
-            answer = _receive(child.stdout, time.monotonic() + options.decode_timeout)
-        except EOFError:  # the child closed its end: it is dying
-            code = child.wait()
-            self._stop()
-            return MediaError("decode_crashed", f"the decoder process died on this {what} ({_exit(code)}); "
-                                                "the file crashes the decoding library.")
-        if answer is None:
-            self._stop()
-            return MediaError("decode_timeout", f"decoding this {what} took longer than --decode-timeout "
-                                                f"{options.decode_timeout:g}s and was stopped; the file is "
-                                                "pathological or very large: raise --decode-timeout to give it longer.")
-        status, value = answer
-        if status == "memory":  # the child exits after this answer
-            self._stop()
-            return MediaError("decode_memory", _memory_reason(what, self._cap))
-        return value if status == "ok" else MediaError("decode_error", value)
+        return None
 
     def _started(self, cap: int) -> subprocess.Popen:
         if self._child is None or self._child.poll() is not None or cap != self._cap:
@@ -166,16 +181,16 @@ class _Sandbox:
                 raise RuntimeError(f"the decode sandbox process did not start; {why}")
         return self._child
 
-    def _warmed(self, child: subprocess.Popen, function: str) -> None:
-        """Have the child import what `function` needs (the mesh readers) before its first file, with the
-        start-up's time limit, so that a file's --decode-timeout never pays for imports. Raises OSError or
-        EOFError when the child is gone."""
-        if function in self._imported_for:
+    def _warmed(self, child: subprocess.Popen, name: str) -> None:
+        """Have the child import what `name` needs (a function's modules: the mesh readers; or trimesh, when
+        a file asked for it) with the start-up's time limit, so that a file's --decode-timeout never pays for
+        imports. Raises OSError or EOFError when the child is gone."""
+        if name in self._imported_for:
             return
-        _send(child.stdin, ("warm", (function,)))
+        _send(child.stdin, ("warm", (name,)))
         if _receive(child.stdout, time.monotonic() + START_SECONDS) != ("ok", "ready"):
-            raise OSError(f"the decoder process did not get ready for {function}")
-        self._imported_for.add(function)
+            raise OSError(f"the decoder process did not get ready for {name}")
+        self._imported_for.add(name)
 
     def _stop(self) -> None:
         self._imported_for = set()
@@ -267,16 +282,41 @@ def _file_cloud(data: bytes, file_type: str, count: int, min_points: int):
 
 
 def _mesh(data: bytes, file_type: str, count: int, min_points: int):
-    result = _file_cloud(data, file_type, count, min_points)
+    result = _without_late_imports(_file_cloud, data, file_type, count, min_points)
     if isinstance(result, MediaError):
         raise result
     return result
 
 
-def _warm(function: str) -> str:
-    """Import what `function` needs before its first file (see _Sandbox._warmed) -> 'ready'."""
-    if function == "mesh":  # the numpy readers; trimesh loads later, for the files that need it
-        importlib.import_module("transforms.media.meshes")
+class _ImportFirst(Exception):
+    """A file needs a module the child has not imported yet; args[0] names it."""
+
+
+def _without_late_imports(function, *args):
+    """function(*args), with trimesh's import (about a second, with scipy and networkx) refused while trimesh
+    is not imported: such a file raises _ImportFirst("trimesh"), the parent has the child import it outside
+    the file's time limit (see _Sandbox.call) and sends the file again."""
+    refused = "trimesh" not in sys.modules
+    if refused:
+        sys.modules["trimesh"] = None  # Python's own rule: `import trimesh` now raises ModuleNotFoundError
+    try:
+        return function(*args)
+    except ModuleNotFoundError as error:
+        if refused and (error.name or "").partition(".")[0] == "trimesh":
+            raise _ImportFirst("trimesh") from None
+        raise
+    finally:
+        if refused and sys.modules.get("trimesh", False) is None:
+            del sys.modules["trimesh"]
+
+
+_WARM_MODULES = {"mesh": "transforms.media.meshes", "trimesh": "trimesh"}  # the numpy mesh readers; trimesh
+
+
+def _warm(name: str) -> str:
+    """Import what `name` needs before a file does (see _Sandbox._warmed) -> 'ready'."""
+    if name in _WARM_MODULES:
+        importlib.import_module(_WARM_MODULES[name])
     return "ready"
 
 
@@ -315,6 +355,8 @@ def _serve(parent: int, cap: int) -> None:
             answer = ("memory", None)
         except MediaError as error:
             answer = ("ok", error)
+        except _ImportFirst as needed:
+            answer = ("import", needed.args[0])
         except Exception as error:  # a decoder bug: this file's dead letter, not the child's end
             answer = ("error", f"decoding failed unexpectedly ({type(error).__name__}: {str(error)[:200]}).")
         try:

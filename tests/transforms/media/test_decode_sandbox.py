@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT
-from hostile.make_corpus import TRIANGLE_DATA_URI, fan_obj, node_chain_gltf, sixteen_bit_png
+from hostile.make_corpus import TRIANGLE_DATA_URI, fan_obj, gltf, node_chain_gltf, sixteen_bit_png
 from schemas.options import MediaOptions
 from transforms.media import decode_sandbox, images, meshes
 from transforms.media.errors import MediaError
@@ -73,12 +73,13 @@ def clouds(items: list, options: MediaOptions) -> list:
     return [decode_sandbox.point_cloud(*item, options) for item in items]
 
 
-def meshes_in_a_new_child(items: list, options: MediaOptions, meanwhile=None) -> tuple[int, list]:
-    """In a new thread, so with a new child: decode a first file (the child is then up and idle), start
-    meanwhile(the child's pid) when given, decode `items` -> (that child's pid, their results)."""
+def meshes_in_a_new_child(items: list, options: MediaOptions, meanwhile=None, first=CUBE) -> tuple[int, list]:
+    """In a new thread, so with a new child: decode a `first` file (the child is then up and idle, with what
+    that file needed imported), start meanwhile(the child's pid) when given, decode `items` -> (that child's
+    pid, their results)."""
     def work():
         before = child_pids()
-        clouds([CUBE], options)
+        clouds([first], options)
         (child,) = child_pids() - before
         if meanwhile is not None:
             meanwhile(child)
@@ -123,12 +124,32 @@ def test_a_hanging_file_is_stopped_and_the_next_file_decodes_in_a_new_child():
     assert child not in child_pids(), "the child that hung was not stopped"
 
 
+def trimesh_import_seconds() -> float:
+    """How long importing trimesh takes here, after what a decoder child has imported (the mesh readers)."""
+    code = ("import time, transforms.media.meshes; t = time.perf_counter(); import trimesh; "
+            "print(time.perf_counter() - t)")
+    return float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout)
+
+
+def test_a_child_imports_trimesh_for_its_first_gltf_outside_that_files_time_limit():
+    """A child imports trimesh only when a file needs it (plain meshes never do), and not on that file's
+    clock: a --decode-timeout of half the import's time still decodes the file."""
+    triangle = (gltf(TRIANGLE_DATA_URI), "gltf")
+    options = MediaOptions(point_cloud_size=16, decode_timeout=trimesh_import_seconds() / 2)
+    _, (plain, first_gltf) = meshes_in_a_new_child([CUBE, triangle], options)
+    assert np.array_equal(plain.points, meshes.point_cloud(*CUBE, 16))
+    assert not isinstance(first_gltf, MediaError), first_gltf
+    assert np.array_equal(first_gltf.points, meshes.point_cloud(*triangle, 16))
+
+
 def test_a_decoder_killed_mid_file_is_decode_crashed_and_the_next_file_decodes():
     """What the OOM killer does to a child busy on a file: that file is a dead letter naming the signal."""
     def kill_soon(child):
         threading.Timer(1.0, os.kill, (child, signal.SIGKILL)).start()  # by then it is busy with the hanging file
 
-    child, (crashed, after) = meshes_in_a_new_child([hanging_mesh(), CUBE], SANDBOXED, kill_soon)
+    triangle = (gltf(TRIANGLE_DATA_URI), "gltf")  # first: trimesh is imported before the clock starts
+    child, (crashed, after) = meshes_in_a_new_child([hanging_mesh(), CUBE], SANDBOXED, kill_soon, first=triangle)
     assert isinstance(crashed, MediaError) and crashed.reason_class == "decode_crashed"
     assert "SIGKILL" in crashed.reason
     assert after.points.shape == (16, 3) and child not in child_pids()
