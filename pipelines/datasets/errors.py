@@ -47,8 +47,9 @@ def matching(dead: list[dict], stage: Optional[str], reason_class: Optional[str]
 
 def _listing(letters: list[dict], title: str) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("source_file", "row", "stage", "reason_class", "reason"):
-        table.add_column(column, justify="right" if column == "row" else "left", overflow="fold")
+    for column in ("source_file", "row", "stage", "reason_class", "reason"):  # names kept whole, paths and reasons folded
+        table.add_column(column, justify="right" if column == "row" else "left", overflow="fold",
+                         no_wrap=column in ("row", "stage", "reason_class"))
     for d in letters:
         table.add_row(shown_text(shown_path(d["source_file"])), str(d["source_row"]), d["stage"], d["reason_class"],
                       shown_text(shown_reason(d["reason"])))

@@ -65,7 +65,7 @@ def test_lists_and_filters(labeled, capsys):
 
 
 def test_table_on_the_terminal(labeled, capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")  # rich's width when stdout is not a terminal
+    monkeypatch.setenv("COLUMNS", "400")  # rich's width when stdout is not a terminal: wide enough for the temporary paths
     assert main(["errors", str(labeled), "--limit", "3"]) == 0
     out = capsys.readouterr().out
     assert "Dead letters: 4" in out and "the first 3 listed" in out
