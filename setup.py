@@ -33,6 +33,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=8,<10",
+            "pytest-xdist>=3.5,<4",  # the suite runs in two processes, a test file per process (README)
             "hypothesis>=6.100,<7",
             "gcp-storage-emulator>=2024.8",
             "pandas>=2,<4",

@@ -30,7 +30,7 @@ def test_the_first_screen_gives_the_two_setup_commands():
     first = re.search(r"```bash\n(.*?)```", README, flags=re.S).group(1).strip().splitlines()
     assert len(first) == 2
     assert first[0].startswith("pip install -e '.[test]' && finetune-etl prepare --input examples/")
-    assert first[1] == "python -m pytest tests -q"
+    assert first[1] == "python -m pytest tests -q -n 2 --dist loadfile"
 
 
 @pytest.fixture(scope="module")
