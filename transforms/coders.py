@@ -1,10 +1,10 @@
-"""Beam coders for what flows between stages: Arrow record batches, and a step's tagged `Output`s.
+"""Beam coders for what flows between stages: Arrow record batches and tables, and a step's tagged `Output`s.
 
 Arrow IPC bytes on the wire, and size estimates that do not serialize (Beam samples element sizes, and
 its default pickling coder would encode every batch to measure it).
 """
 import pickle
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Tuple
 
 import apache_beam as beam
 import pyarrow as pa
@@ -33,6 +33,32 @@ class RecordBatchCoder(beam.coders.Coder):
 
 
 _BATCHES = RecordBatchCoder()
+
+
+class TableCoder(beam.coders.Coder):
+    """pa.Table <-> Arrow IPC stream bytes. Beam estimates the size of elements it passes on; without this
+    coder a (bucket, Table) element was pickled whole to measure it (about 2 s of CPU per 2 million documents)."""
+
+    def encode(self, table: pa.Table) -> bytes:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    def decode(self, data: bytes) -> pa.Table:
+        return pa.ipc.open_stream(data).read_all()
+
+    def is_deterministic(self) -> bool:
+        return True
+
+    def estimate_size(self, table: pa.Table) -> int:
+        return table.nbytes
+
+    def to_type_hint(self):
+        return pa.Table
+
+
+BUCKET_TABLE = Tuple[int, pa.Table]  # (write bucket, its documents): what flows from the group stage to the writers
 
 
 def batch_bytes(batch: pa.RecordBatch) -> bytes:
@@ -82,4 +108,5 @@ class OutputCoder(beam.coders.Coder):
 
 
 beam.coders.registry.register_coder(pa.RecordBatch, RecordBatchCoder)
+beam.coders.registry.register_coder(pa.Table, TableCoder)
 beam.coders.registry.register_coder(Output, OutputCoder)

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.documents import DOCUMENT_SCHEMA, KEY, RAW
-from transforms.coders import batch_bytes
+from transforms.coders import BUCKET_TABLE, batch_bytes
 from transforms.document_keys import hex_ids, repeats, sort_order, with_loaded_media
 from transforms.duplicates.records import compact, exact_duplicates
 from transforms.stage import COUNTS, DUPLICATES, MAIN, Output, StageOutput, apply_step, count
@@ -201,7 +201,7 @@ class GroupDocuments(beam.PTransform):
         spill = _SpillFn(self._staging, self._buckets, self._remove, self._spill_bytes)
         spilled = apply_step(flow, "SpillToBuckets", spill, None, duplicates=True)
         grouped = spilled.advance(spilled.main | "GroupByBucket" >> beam.GroupByKey())
-        return apply_step(grouped, "FinishBuckets", _FinishBucketFn(self._remove), None, duplicates=True)
+        return apply_step(grouped, "FinishBuckets", _FinishBucketFn(self._remove), BUCKET_TABLE, duplicates=True)
 
 
 def _array(column) -> pa.Array:

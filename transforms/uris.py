@@ -1,7 +1,7 @@
 """The one home of the URI rules every stage shares: local or remote, absolute or relative to a folder."""
 import posixpath
 import re
-from typing import Optional
+from typing import Optional, Union
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,8 +28,11 @@ def has_credentials(text: str) -> bool:
     return "@" in text and _CREDENTIALS.search(text) is not None
 
 
-def redact_column(values: pa.Array) -> pa.Array:
-    """redact() over a string column, vectorized (nulls stay null)."""
+def redact_column(values: Union[pa.Array, pa.ChunkedArray]) -> Union[pa.Array, pa.ChunkedArray]:
+    """redact() over a string column, vectorized (nulls stay null); a column with no "@" in it is returned as
+    it is (finding none is several times cheaper than the regular expression)."""
+    if values.null_count == len(values) or not pc.any(pc.match_substring(values, "@")).as_py():
+        return values
     return pc.replace_substring_regex(values, CREDENTIALS, REDACTED)
 
 
@@ -82,7 +85,7 @@ def redact_documents(table: pa.Table) -> pa.Table:
     were given: a document's id still comes from the URI it was fetched by)."""
     for name in ("uri", "source_file"):
         index = table.schema.get_field_index(name)
-        table = table.set_column(index, table.schema.field(index), redact_column(table.column(name).combine_chunks()))
+        table = table.set_column(index, table.schema.field(index), redact_column(table.column(name)))
     chunks = table.column("chunks").combine_chunks()
     if len(chunks) and chunks.null_count < len(chunks):
         values = chunks.values

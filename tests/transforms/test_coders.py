@@ -1,10 +1,11 @@
-"""RecordBatchCoder and OutputCoder: exact round trips, registration, and size estimates that do not encode."""
+"""RecordBatchCoder, TableCoder and OutputCoder: exact round trips, registration, and size estimates that do not encode."""
 import apache_beam as beam
+from apache_beam.typehints.native_type_compatibility import convert_to_beam_type
 import pyarrow as pa
 import pytest
 
 from schemas.documents import CANDIDATE_SCHEMA
-from transforms.coders import Output, OutputCoder, RecordBatchCoder
+from transforms.coders import BUCKET_TABLE, Output, OutputCoder, RecordBatchCoder, TableCoder
 
 
 def sample_batch() -> pa.RecordBatch:
@@ -78,3 +79,24 @@ def test_coders_are_registered_for_their_types():
     assert isinstance(beam.coders.registry.get_coder(pa.RecordBatch), RecordBatchCoder)
     assert isinstance(beam.coders.registry.get_coder(Output), OutputCoder)
     assert RecordBatchCoder().to_type_hint() is pa.RecordBatch and OutputCoder().to_type_hint() is Output
+
+
+def test_table_round_trip_keeps_every_chunk_and_the_schema_metadata():
+    batch = sample_batch()
+    table = pa.Table.from_batches([batch, batch.slice(1)]).replace_schema_metadata({b"k": b"v"})
+    decoded = TableCoder().decode(TableCoder().encode(table))
+    assert decoded.equals(table) and decoded.schema.metadata == {b"k": b"v"}
+
+
+def test_a_bucket_and_its_table_are_sized_from_the_buffers_without_encoding():
+    """What the group stage hands the writers: Beam measures it with these coders, never by pickling it."""
+    class Refuses(TableCoder):
+        def encode(self, table):
+            raise AssertionError("estimate_size must not encode")
+
+    table = pa.Table.from_batches([sample_batch()])
+    assert Refuses().estimate_size(table) == table.nbytes
+    coder = beam.coders.registry.get_coder(convert_to_beam_type(BUCKET_TABLE))  # as with_output_types does
+    assert coder == beam.coders.TupleCoder([beam.coders.VarIntCoder(), TableCoder()])
+    assert coder.decode(coder.encode((7, table)))[0] == 7
+    assert coder.estimate_size((7, table)) < table.nbytes + 16

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.options import DuplicateOptions
-from transforms.coders import batch_bytes, bytes_batch
+from transforms.coders import BUCKET_TABLE, batch_bytes, bytes_batch
 from transforms.document_keys import hex_ids
 from transforms.duplicates.candidates import similar_pairs
 from transforms.duplicates.cloud_signatures import CLOUD_MATCH, cloud_band_keys, cloud_signatures, cloud_similarity
@@ -341,7 +341,7 @@ class NearDuplicates(beam.PTransform):
         marked = ({_PARKED: parked[MAIN], "components": components, "similarity": pairs[BEST]}
                   | "JoinClusters" >> beam.CoGroupByKey()
                   | "Mark" >> beam.ParDo(_MarkFn(self._options.drop)).with_output_types(Output)
-                  | "SplitMark" >> SplitOutputs((MAIN, DUPLICATES, COUNTS)))
+                  | "SplitMark" >> SplitOutputs((MAIN, DUPLICATES, COUNTS), BUCKET_TABLE))
         return flow._replace(main=marked[MAIN], counts=flow.counts + (parked[COUNTS], marked[COUNTS]) + clusters.counts,
                              duplicates=flow.duplicates + (marked[DUPLICATES],))
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.options import SplitOptions
+from transforms.coders import BUCKET_TABLE
 from transforms.hashing import category_hashes, column_hashes, combined_hashes
 from transforms.split.assign import large_groups, plan_splits
 from transforms.split.groups import cross_links, groups_of, local_groups
@@ -201,7 +202,7 @@ class SplitDocuments(beam.PTransform):
         labelled = ({_PARKED: parked[MAIN], _SPLITS: planned[MAIN]}
                     | "JoinSplits" >> beam.CoGroupByKey()
                     | "LabelSplits" >> beam.ParDo(_LabelSplitsFn(options.names)).with_output_types(Output)
-                    | "SplitLabels" >> SplitOutputs((MAIN,)))
+                    | "SplitLabels" >> SplitOutputs((MAIN,), BUCKET_TABLE))
         return flow.advance(labelled[MAIN], None, planned[COUNTS])
 
 
