@@ -1,5 +1,6 @@
 """The `finetune-etl` command: dispatches to the prepare job and to the dataset commands, each imported
 only when it runs."""
+import gc
 import importlib
 import os
 import sys
@@ -62,12 +63,17 @@ STOPPED = 130  # the exit code of a run stopped by Ctrl-C or SIGTERM
 
 def entry(argv: Optional[list[str]] = None) -> None:
     """The console script: exit with main(argv)'s code. A stopped run leaves at once: its runner's worker
-    threads may still be inside native code, and waiting for them at interpreter exit can abort."""
+    threads may still be inside native code, and waiting for them at interpreter exit can abort.
+
+    Any other run exits normally (atexit handlers, flushed files) but with its objects frozen: the
+    interpreter's last full garbage collection would walk every object that Beam, pyarrow and numpy made at
+    import (0.3-0.5 s on a 2-core machine, a sixth of a small run), and the process frees them anyway."""
     code = main(argv)
     if code == STOPPED:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+    gc.freeze()
     sys.exit(code)
 
 
