@@ -27,8 +27,7 @@ def run(job: PrepareJob, beam_args: list[str], progress_every: float = 30.0) -> 
         beam_args = [*beam_args, "--dask_partition_size=1"]
     runner = local_runner(PipelineOptions(beam_args))
     if runner is not None and not any(a.startswith(("--direct_running_mode", "--direct_num_workers")) for a in beam_args):
-        # Threads are the fastest local mode: pyarrow and numpy release the GIL (bench/RESULTS.md).
-        beam_args = [*beam_args, "--direct_running_mode=multi_threading", f"--direct_num_workers={os.cpu_count() or 1}"]
+        beam_args = [*beam_args, *local_mode(job)]
     options = PipelineOptions(beam_args)
     answer_notebook_probe()
     terminal = sys.stderr.isatty()
@@ -51,6 +50,20 @@ def run(job: PrepareJob, beam_args: list[str], progress_every: float = 30.0) -> 
         raise OutputTaken(taken)
     discard_staging(job.staging)  # what is left of it: progress markers written while the commit ran
     return load_manifest(job.output.output)
+
+
+SMALL_TEXT_ROWS = 5_000  # a run of at most this many rows (about) runs on one in-process worker,
+SMALL_MEDIA_ROWS = 500  # or of this many when it loads media (the files still decode on every core)
+
+
+def local_mode(job: PrepareJob) -> list[str]:
+    """The DirectRunner's mode for a job, as Beam arguments: a worker thread per core (the fastest mode for
+    real inputs: pyarrow and numpy release the GIL, bench/RESULTS.md), or for a small input one worker in
+    this process, which starts no gRPC data plane and no worker threads (0.1-0.3 s of a 2.5 s run)."""
+    small = SMALL_MEDIA_ROWS if job.loads_media else SMALL_TEXT_ROWS
+    if job.inputs.estimated_rows <= small:
+        return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    return ["--direct_running_mode=multi_threading", f"--direct_num_workers={os.cpu_count() or 1}"]
 
 
 def discard_run(job: PrepareJob) -> None:

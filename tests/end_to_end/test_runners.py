@@ -1,9 +1,9 @@
 """The same input through every runner gives identical documents.
 
-DirectRunner (one process, and multi_processing with 2 workers), Beam's DaskRunner on a real local Dask
-cluster (scheduler and 2 single-threaded worker processes started fresh for this module) and the
-PortableRunner against Beam's local job service (LOOPBACK) must write byte-identical documents Parquet
-files, the same dead letters and the same counts.
+DirectRunner (one worker in this process, worker threads, and multi_processing with 2 workers), Beam's
+DaskRunner on a real local Dask cluster (scheduler and 2 single-threaded worker processes started fresh for
+this module) and the PortableRunner against Beam's local job service (LOOPBACK) must write byte-identical
+documents Parquet files, the same dead letters and the same counts.
 
 Inputs and outputs live in a "shared" folder outside /tmp that every process can read. Where the machine
 allows it (root + `unshare`), the Dask workers run in a mount namespace of their own with an empty /tmp,
@@ -36,6 +36,7 @@ QUORA = ROOT / "examples" / "quora-labeled.csv"  # Finetuner's labeled example
 
 TUNING = ("--range-bytes", "20000", "--batch-rows", "500")
 MULTI_PROCESSING = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
+THREADS = ("--direct_running_mode=multi_threading", "--direct_num_workers=2")  # the default for larger inputs
 DASK_RUNNER = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
 
 # Every dataset folder holds exactly these after a run: no staging, spill or probe files.
@@ -197,7 +198,8 @@ _baselines: dict = {}
 
 
 def baseline_of(dataset: Dataset, shared: Path) -> Path:
-    """The dataset's output from the default DirectRunner (one process), computed once per module."""
+    """The dataset's output from the default DirectRunner (for inputs this small, one worker in this process),
+    computed once per module."""
     if dataset.name not in _baselines:
         out = dataset.run(shared, label="direct")
         check_dataset(out, dataset)
@@ -364,6 +366,14 @@ def assert_same_dataset(out: Path, baseline: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------- tests
+
+def test_direct_runner_threads_are_byte_identical(dataset, baseline, shared):
+    """DirectRunner multi_threading with 2 workers (the default past a few thousand rows) == one worker in
+    this process (the default for these small inputs), byte for byte."""
+    out = dataset.run(shared, *THREADS, label="threads")
+    assert_same_dataset(out, baseline)
+    check_dataset(out, dataset)
+
 
 def test_direct_runner_multi_processing_is_byte_identical(dataset, baseline, shared):
     """DirectRunner multi_processing with 2 workers == one process, byte for byte."""
