@@ -1,12 +1,15 @@
 """The modalities of a document and how a value's modality is told: text, an image URI or a mesh URI,
 from its URI scheme and file extension. The one home of the modality names and the extension rule."""
+from __future__ import annotations
+
 import posixpath
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 from urllib.parse import urlparse
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 KINDS = ("text", "image", "mesh")  # a content column's (or chunk's) modality; codes index this tuple
 PAIR = "pair"  # the modality of a two-chunk document
@@ -31,6 +34,9 @@ def classify(values: pa.Array) -> np.ndarray:
     A value with spaces counts as media only when it is a URL (scheme://...); sentences that happen to
     end in ".jpg" stay text. The precise patterns run only on the values the cheap first pass keeps.
     """
+    import pyarrow as pa  # here: a decoder child imports this module for the names alone, and never classifies
+    import pyarrow.compute as pc
+
     codes = np.zeros(len(values), dtype=np.uint8)
     maybe = np.flatnonzero(np.asarray(pc.fill_null(pc.match_substring_regex(values, _MAYBE_MEDIA), False)))
     if not maybe.size:

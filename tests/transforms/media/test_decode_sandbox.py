@@ -155,6 +155,15 @@ def test_a_decoder_killed_mid_file_is_decode_crashed_and_the_next_file_decodes()
     assert after.points.shape == (16, 3) and child not in child_pids()
 
 
+def test_a_child_starts_without_pyarrow():
+    """What a decoder child imports to start and to sample plain meshes (it takes ~0.3 s to start, which the
+    first batch of a small run waits for): not pyarrow, which only the parent uses."""
+    code = ("import sys, transforms.media.decode_sandbox, transforms.media.meshes; "
+            "print(sorted(m for m in sys.modules if m.partition('.')[0] in ('pyarrow', 'trimesh', 'scipy')))")
+    imported = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "[]"
+
+
 def test_decode_timeout_0_decodes_in_process_without_a_child():
     options = MediaOptions(point_cloud_size=16, decode_timeout=0)
     before = child_pids()
