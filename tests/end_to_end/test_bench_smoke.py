@@ -55,6 +55,8 @@ BENCHES = {
               "media_bench", "--copies", "1", "--only", "http,sampling", "--quick", "--data", "{test_data}"),
     "duplicates": ("test_duplicates_bench_runs_plain_and_near_and_finds_the_photo_copies",
                    "duplicates_bench", "--layout", "", "--images", "20"),
+    "split": ("test_split_bench_splits_text_and_photos_and_draws_the_ratios",
+              "split_bench", "--rows", "300", "--layout", "pairs", "--images", "20"),
     "incremental": ("test_incremental_bench_reuses_the_unchanged_photos",
                     "incremental_bench", "--photos", "20", "--changed", "10"),
     "small runs": ("test_small_runs_bench_times_an_example_against_another_checkout",
@@ -135,6 +137,19 @@ def test_duplicates_bench_runs_plain_and_near_and_finds_the_photo_copies(benches
     found, clusters = int(rows["--near-duplicates"][7]), int(rows["--near-duplicates"][8])
     assert found >= 4 and clusters >= 2, rows  # each copy with its original
     assert_charts(report, tmp_path, ["near-duplicates.png"])
+
+
+def test_split_bench_splits_text_and_photos_and_draws_the_ratios(benches):
+    bench = benches["split"]
+    report, tmp_path = bench.report(), bench.folder
+    assert "--split against a plain run, 300 rows, 20 photos" in report and "load average" in report
+    split = "--split train=0.8,validation=0.1,test=0.1"
+    for case in ("pairs", "photos, 20"):
+        rows = case_rows(report, case)
+        assert set(rows) == {"plain", split}, report
+        assert rows["plain"][5] == rows[split][5] != "0", rows  # the same documents, split or not
+        assert rows["plain"][8] == "-" and rows[split][8].startswith("train 0."), rows
+    assert_charts(report, tmp_path, ["split.png"])
 
 
 def test_incremental_bench_reuses_the_unchanged_photos(benches):
