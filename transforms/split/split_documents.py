@@ -129,12 +129,16 @@ def _plan_step(_, gathered: list, options: SplitOptions, staging: str) -> Iterat
         return
     documents = pa.concat_tables([rows for _, rows in buckets])
     a, b = (np.concatenate([_EMPTY, *(pair[i] for pair in links)]) for i in (0, 1))
-    group = groups_of(_numpy(documents, "root"), a, b)
-    groups, index, sizes = np.unique(group, return_inverse=True, return_counts=True)
+    # Each distinct local root's group (a local root stands for many documents: a label's, in each bucket),
+    # then each document's group index through its root: the documents are sorted once, not three times.
+    roots, root_of, per_root = np.unique(_numpy(documents, "root"), return_inverse=True, return_counts=True)
+    groups, group_of_root = np.unique(groups_of(roots, a, b), return_inverse=True)
+    index = group_of_root[root_of]
+    sizes = np.bincount(group_of_root, weights=per_root, minlength=len(groups)).astype(np.int64)
     strata = np.full(len(groups), np.iinfo(np.uint64).max, dtype=np.uint64)
     np.minimum.at(strata, index, _numpy(documents, "stratum"))
     plan = plan_splits(groups, sizes, strata, tuple(f for _, f in options.fractions), options.seed)
-    split = plan.split_of(group)
+    split = plan.splits[index]  # plan.groups is `groups`: ascending already
     names = options.names
     label = _numpy(documents, "label")
     labels = _distinct_per_split(label[label != 0], split[label != 0], len(names))
