@@ -61,7 +61,7 @@ def build(pipeline: beam.Pipeline, job: PrepareJob, progress: bool = False, plan
     if job.split.fractions:
         from transforms.split.split_documents import SplitDocuments  # scipy loads only for runs that split
 
-        flow = flow | "SplitDocuments" >> SplitDocuments(job.split, job.inputs.layout, job.staging, job.buckets)
+        flow = flow | "SplitDocuments" >> SplitDocuments(job.split, job.inputs.layout, job.staging, job.link_partitions)
     flow = (flow
             | "WriteShards" >> WriteShards(job.shards, job.output, job.writers)
             | "WriteDeadLetters" >> WriteDeadLetters(job.shards, job.output, job.buckets)

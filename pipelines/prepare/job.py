@@ -26,6 +26,7 @@ from transforms.write.shard_writer import ShardWriter
 
 MEDIA_BYTES_PER_FILE = 256 * 1024
 KEY_BYTES_PER_FILE = 256  # --incremental-from: a medium's match key and place, in the reuse stage's join
+LINK_BYTES_PER_ROW = 128  # --split: the links (node, local root: 16 bytes) of a row's documents, a few each
 TOOL = f"finetune-etl {VERSION}"
 
 
@@ -78,6 +79,13 @@ class PrepareJob:
     def layout(self) -> LayoutSpec:
         return LayoutSpec(self.inputs.layout, self.inputs.modalities, self.csv.score_scale,
                           modalities_forced=self.csv.modalities is not None, media_root=self.inputs.media_root)
+
+    @property
+    def link_partitions(self) -> int:
+        """Partitions of the split stage's links (--split): enough that one holds about `bucket_bytes` of them.
+        Not the write buckets: each partition's step reads every bucket's links file, and buckets filled with
+        media are many (82 for 10,000 photos: 6,724 reads, where one partition makes 82)."""
+        return max(1, math.ceil(self.inputs.estimated_rows * LINK_BYTES_PER_ROW / self.tuning.bucket_bytes))
 
     @property
     def key_buckets(self) -> int:

@@ -1,13 +1,14 @@
 """pipelines.prepare.job: the decisions made in the launcher before the pipeline starts."""
 import dataclasses
 import datetime
+import math
 import os
 
 import pytest
 
 from conftest import write_csv
 from pipelines.prepare.inputs import FileDecision, InputPlan
-from pipelines.prepare.job import (MEDIA_BYTES_PER_FILE, PrepareJob, check_output, new_run_id, plan_job,
+from pipelines.prepare.job import (LINK_BYTES_PER_ROW, MEDIA_BYTES_PER_FILE, PrepareJob, check_output, new_run_id, plan_job,
                                    resolve_output)
 from schemas.inputs import Dialect, InputFile
 from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
@@ -147,6 +148,14 @@ def test_buckets_count_media_when_media_load(tmp_path):
     assert media_job.buckets == 6  # 3 rows x 2 documents per row, each estimated at one bucket
     text_job = dataclasses.replace(media_job, media=MediaOptions(convert_to_blob=False))
     assert text_job.buckets == 1
+
+
+def test_link_partitions_hold_about_bucket_bytes_of_links_whatever_the_media(tmp_path):
+    assert job(tmp_path, sizes=(100,), estimated_rows=1000).link_partitions == 1
+    photos = job(tmp_path, modalities=("image", "text"), sizes=(100,), estimated_rows=10_000)
+    assert photos.buckets > 50 and photos.link_partitions == 1  # photos fill buckets, not links
+    many = job(tmp_path, sizes=(100,), estimated_rows=10**7, bucket_bytes=64 << 20)
+    assert many.link_partitions == math.ceil(10**7 * LINK_BYTES_PER_ROW / (64 << 20)) == 20
 
 
 def test_manifest_fields(tmp_path):
