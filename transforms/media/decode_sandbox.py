@@ -260,8 +260,17 @@ def _receive(pipe, deadline: float):
 
 @atexit.register
 def _stop_children() -> None:
-    for child in list(_children):
+    """Kill the decoder children and reap them: a child left to init would take its CPU time out of this
+    process's accounting (`time`, `getrusage(RUSAGE_CHILDREN)`), and the console script's frozen exit never
+    finalizes the Popen objects that would otherwise reap it."""
+    children = list(_children)
+    for child in children:
         child.kill()
+    for child in children:
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # stuck in the kernel: init reaps it once it dies
+            pass
 
 
 # --- the child ---------------------------------------------------------------------------------------

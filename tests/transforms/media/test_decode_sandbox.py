@@ -164,6 +164,17 @@ def test_a_child_starts_without_pyarrow():
     assert imported.stdout.strip() == "[]"
 
 
+def test_at_exit_the_children_are_killed_and_reaped():
+    """Reaped, not left to init: a child's CPU time then counts in this process's (what `time` reports), and
+    the console script's frozen exit never finalizes the Popen objects that would reap them otherwise."""
+    in_new_thread(decode_sandbox.decode_image, jpeg(), SANDBOXED)
+    children = list(decode_sandbox._children)
+    assert children and all(child.returncode is None for child in children)
+    decode_sandbox._stop_children()
+    assert all(child.returncode is not None for child in children)  # set by wait(): reaped
+    assert not {child.pid for child in children} & child_pids()
+
+
 def test_decode_timeout_0_decodes_in_process_without_a_child():
     options = MediaOptions(point_cloud_size=16, decode_timeout=0)
     before = child_pids()
