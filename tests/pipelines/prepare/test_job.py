@@ -145,15 +145,31 @@ def test_buckets_hold_about_bucket_bytes_of_input(tmp_path):
 def test_buckets_count_media_when_media_load(tmp_path):
     media_job = job(tmp_path, modalities=("image", "text"), sizes=(100,), estimated_rows=3,
                     bucket_bytes=MEDIA_BYTES_PER_FILE)
-    assert media_job.buckets == 6  # 3 rows x 2 documents per row, each estimated at one bucket
+    assert media_job.buckets == 3  # 3 rows of one image each, each image estimated at one bucket
+    two_images = job(tmp_path, modalities=("image", "image"), sizes=(100,), estimated_rows=3,
+                     bucket_bytes=MEDIA_BYTES_PER_FILE)
+    assert two_images.buckets == 6
     text_job = dataclasses.replace(media_job, media=MediaOptions(convert_to_blob=False))
     assert text_job.buckets == 1
+
+
+def test_a_mesh_counts_its_point_cloud_not_its_file(tmp_path):
+    """Only the sampled points stay in a document: 10,000 meshes of 2,048 points are 246 MB, 4 buckets."""
+    meshes = job(tmp_path, modalities=("mesh",), sizes=(100,), estimated_rows=10_000)
+    assert meshes.media_bytes_per_row == 2048 * 12 and meshes.buckets == 4
+    fewer_points = dataclasses.replace(meshes, media=MediaOptions(point_cloud_size=256))
+    assert fewer_points.buckets == 1
+
+
+def test_docarray_inputs_count_two_images_a_row(tmp_path):
+    docs = job(tmp_path, modalities=("text",), sizes=(100,), docarray=(("a.docs", 10),), estimated_rows=3)
+    assert docs.loads_media and docs.media_bytes_per_row == 2 * MEDIA_BYTES_PER_FILE
 
 
 def test_link_partitions_hold_about_bucket_bytes_of_links_whatever_the_media(tmp_path):
     assert job(tmp_path, sizes=(100,), estimated_rows=1000).link_partitions == 1
     photos = job(tmp_path, modalities=("image", "text"), sizes=(100,), estimated_rows=10_000)
-    assert photos.buckets > 50 and photos.link_partitions == 1  # photos fill buckets, not links
+    assert photos.buckets == 40 and photos.link_partitions == 1  # photos fill buckets, not links
     many = job(tmp_path, sizes=(100,), estimated_rows=10**7, bucket_bytes=64 << 20)
     assert many.link_partitions == math.ceil(10**7 * LINK_BYTES_PER_ROW / (64 << 20)) == 20
 
