@@ -61,11 +61,13 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     code = os.path.abspath(args.code)
     os.makedirs(args.workdir, exist_ok=True)
-    lines = [f"## {report.now()} - --split against a plain run, {args.rows:,} rows, {args.images:,} photos", "",
+    sizes = [f"{args.rows:,} rows"] if args.layout else []
+    sizes += [f"{args.images:,} photos"] if args.images else []
+    lines = [f"## {report.now()} - --split against a plain run, {', '.join(sizes)}", "",
              f"`python -m bench.split_bench {shlex.join(argv if argv is not None else sys.argv[1:])}` on "
              f"{report.machine()}", "",
-             "| case | run | median s | median CPU s | peak MB | documents | split / plain (wall) | split / plain (CPU) "
-             "| achieved fractions |",
+             "| case | run | median s | median CPU s | peak MB | documents | split / plain (wall) "
+             "| split / plain (CPU) | achieved fractions |",
              "|---|---|---|---|---|---|---|---|---|"]
     ratios = {}
     for index, (name, csv, prepare_args) in enumerate(cases(args)):

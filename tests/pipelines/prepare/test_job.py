@@ -8,8 +8,8 @@ import pytest
 
 from conftest import write_csv
 from pipelines.prepare.inputs import FileDecision, InputPlan
-from pipelines.prepare.job import (LINK_BYTES_PER_ROW, MEDIA_BYTES_PER_FILE, PrepareJob, check_output, new_run_id, plan_job,
-                                   resolve_output)
+from pipelines.prepare.job import (LINK_BYTES_PER_ROW, MEDIA_BYTES_PER_FILE, PrepareJob, check_output, new_run_id,
+                                   plan_job, resolve_output)
 from schemas.inputs import Dialect, InputFile
 from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
 from transforms.storage import write_bytes
