@@ -92,6 +92,17 @@ def test_a_reader_polling_during_reruns_always_finds_one_complete_dataset(gcs, k
     assert len(assert_only_the_dataset(gcs, out)["previous_versions"]) == int(keep)
 
 
+def in_a_new_version(gcs, out: str, old: str, marker: str) -> bool:
+    """Whether a version other than run `old`'s holds an entry ending in `marker` ("documents" or
+    "manifest.json"), listing only the versions' own folders: a listing of the whole output (hundreds of
+    shards) can take longer than a run takes from its version's manifest to its exit, too late to kill it."""
+    base = out.removeprefix("gs://").rstrip("/") + "/versions/"
+    gcs.fs.invalidate_cache()
+    folders = [f for f in gcs.fs.ls(base, detail=False) if f.rstrip("/").rsplit("/", 1)[-1] != old]
+    return any(entry.rstrip("/").endswith("/" + marker) for folder in folders
+               for entry in gcs.fs.ls(folder, detail=False))
+
+
 def wait_for(condition, job: subprocess.Popen, seconds: float = 180.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -112,10 +123,9 @@ def test_a_killed_run_leaves_a_complete_dataset_and_the_next_run_clears_what_it_
                             "--shard-rows", "100"],
                            cwd=ROOT, env=gcs.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
-    marker = {"writing": "/documents/", "committing": "/manifest.json"}[moment]
+    marker = {"writing": "documents", "committing": "manifest.json"}[moment]
     try:
-        wait_for(lambda: [p for p in tree(gcs, out) if p.startswith("versions/") and marker in p
-                          and not p.startswith(before["version"] + "/")], job)
+        wait_for(lambda: in_a_new_version(gcs, out, before["run_id"], marker), job)
     finally:
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
