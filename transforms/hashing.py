@@ -4,6 +4,10 @@ The same values give the same hash on every run, machine and runner (no Python `
 Strings are hashed 8 bytes at a time across the whole column at once (a multiply-xorshift mix per word,
 then a final avalanche with the length); strings longer than LONG_STRING bytes go through blake2b one by
 one. The hashes decide buckets, ids and sampling; duplicates are still confirmed by comparing content.
+
+A row hash folds its columns' hashes in one at a time, and each fold step is a bijection of uint64 (an odd
+multiplier, xor-shifts, splitmix64's finalizer), so `unfolded_hashes` takes the last columns back out: with
+a row hash and the hashes of its last columns, the hash of the columns before them, without their values.
 """
 import hashlib
 
@@ -16,7 +20,9 @@ _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)
 _M3 = np.uint64(0x94D049BB133111EB)
 _NULL = np.uint64(0x6A09E667F3BCC909)
+NULL_HASH = _NULL  # what every null hashes to
 _S29, _S31, _S32 = np.uint64(29), np.uint64(31), np.uint64(32)
+_M1_INVERSE, _M2_INVERSE, _M3_INVERSE = (np.uint64(pow(int(m), -1, 1 << 64)) for m in (_M1, _M2, _M3))
 
 
 def _avalanche(h: np.ndarray) -> np.ndarray:
@@ -24,6 +30,21 @@ def _avalanche(h: np.ndarray) -> np.ndarray:
     h = (h ^ (h >> _S31)) * _M2
     h = (h ^ (h >> _S29)) * _M3
     return h ^ (h >> _S32)
+
+
+def _avalanche_inverse(h: np.ndarray) -> np.ndarray:
+    """The inverse of _avalanche, elementwise: _avalanche(_avalanche_inverse(h)) == h."""
+    h = h ^ (h >> _S32)
+    h = _xorshift_inverse(h * _M3_INVERSE, 29)
+    return _xorshift_inverse(h * _M2_INVERSE, 31)
+
+
+def _xorshift_inverse(h: np.ndarray, shift: int) -> np.ndarray:
+    """x from h = x ^ (x >> shift): each pass recovers `shift` more of x's high bits."""
+    x = h
+    for _ in range(1, -(-64 // shift)):
+        x = h ^ (x >> np.uint64(shift))
+    return x
 
 
 def string_hashes(values: pa.Array) -> np.ndarray:
@@ -103,6 +124,15 @@ def folded_hashes(h: np.ndarray, hashes: list[np.ndarray]) -> np.ndarray:
     folded_hashes(combined_hashes(a), b)."""
     for column in hashes:
         h = _avalanche((h * _M1) ^ column)
+    return h
+
+
+def unfolded_hashes(h: np.ndarray, hashes: list[np.ndarray]) -> np.ndarray:
+    """(n,) row hashes that had `hashes` (column_hashes of equal-length columns) folded in last, in order ->
+    the row hashes before them: folded_hashes(unfolded_hashes(h, hashes), hashes) == h. So
+    unfolded_hashes(combined_hashes(a + b), b) == combined_hashes(a)."""
+    for column in reversed(hashes):
+        h = (_avalanche_inverse(h) ^ column) * _M1_INVERSE
     return h
 
 

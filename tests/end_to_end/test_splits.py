@@ -11,6 +11,7 @@ import pytest
 
 import pipelines
 from conftest import ROOT, assert_reconciled, run_prepare, write_csv
+from transforms.split.nodes import content_nodes, flat_content_nodes, label_hashes
 
 QUORA = ROOT / "examples" / "quora-labeled.csv"  # Finetuner's labeled example: Quora duplicate-question clusters
 FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
@@ -198,3 +199,23 @@ def test_summary_checks_from_the_files_that_nothing_crosses(tmp_path, capsys):
     leaky = summarize(str(out))["splits"]
     assert leaky["labels_in_two_splits"] == 1 and leaky["content_in_two_splits"] >= 1
     assert not all(check["holds"] for check in summarize(str(out))["checks"])
+
+
+def test_every_documents_content_node_read_from_its_id_is_the_hash_of_its_content(tmp_path):
+    """The split reads a one-piece document's content node back from its id (transforms/split/nodes.py):
+    checked on what real runs write, for text, photos with and without their bytes, point clouds, and
+    documents read from a .docs shard."""
+    examples = ROOT / "examples"
+    outputs = [run_prepare(tmp_path, examples / "seed-labeled.csv"),
+               run_prepare(tmp_path, examples / "seed-pairs.csv"),
+               run_prepare(tmp_path, QUORA, "--near-duplicates"),
+               run_prepare(tmp_path, examples / "labeled-images.csv"),
+               run_prepare(tmp_path, examples / "labeled-images.csv", "--no-convert-to-blob"),
+               run_prepare(tmp_path, examples / "labeled-meshes.csv")]
+    shard = pipelines.load_manifest(str(outputs[3]))["shards"]["docarray"][0]["path"]
+    outputs.append(run_prepare(tmp_path, outputs[3] / shard))
+    for out in outputs:
+        documents = pipelines.load_table(str(out))
+        assert documents.num_rows and documents.column("chunks").null_count == documents.num_rows
+        hashed = content_nodes(*(documents.column(name) for name in ("modality", "text", "uri", "blob", "point_cloud")))
+        assert flat_content_nodes(documents, label_hashes(documents.column("label"))).tolist() == hashed.tolist(), out

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from transforms.hashing import (LONG_STRING, category_hashes, column_hashes, combined_hashes, content_hashes,
-                                string_hashes, unit_interval)
+                                folded_hashes, string_hashes, unfolded_hashes, unit_interval)
 
 STRINGS = ["", "a", "hello world", "exactly8", "nine char", None]
 
@@ -87,6 +87,18 @@ def test_content_hashes_are_combined_column_hashes_in_column_order():
     assert all(left != right for left, right in zip(ab.tolist(), content_hashes(b, a).tolist()))
     assert ab[0] != ab[1]  # ("x", "y") is not ("y", "x")
     assert content_hashes(a).tolist() != column_hashes(a).tolist()
+
+
+def test_unfolding_the_last_columns_gives_the_hash_of_the_columns_before_them():
+    rng = np.random.default_rng(4)
+    columns = [rng.integers(0, 2**64, 10_000, dtype=np.uint64, endpoint=False) for _ in range(4)]
+    columns[3][:3] = [0, 2**64 - 1, 1]  # the extremes fold and unfold too
+    whole = combined_hashes(columns)
+    assert unfolded_hashes(whole, columns[2:]).tolist() == combined_hashes(columns[:2]).tolist()
+    assert unfolded_hashes(whole, columns[1:]).tolist() == combined_hashes(columns[:1]).tolist()
+    assert folded_hashes(unfolded_hashes(whole, columns[1:]), columns[1:]).tolist() == whole.tolist()
+    assert unfolded_hashes(whole, []).tolist() == whole.tolist()
+    assert unfolded_hashes(whole, columns[2:][::-1]).tolist() != combined_hashes(columns[:2]).tolist()  # order counts
 
 
 def test_category_hashes_equal_column_hashes():

@@ -1,14 +1,18 @@
 """The graph a split is made from: documents linked to their content, to their near-duplicate cluster and,
 where the split keeps labels whole, to their label (plain Arrow and numpy, no Beam).
 
-Nodes are uint64: a piece of content is a salted hash of (modality, content), where content is the text,
-or the loaded bytes of an image (the same photo under two URIs is one piece of content), or the URI when
-nothing was loaded; a label is a salted hash of the label; a near-duplicate cluster is a salted hash of its
-`duplicate_group` (the id its members share). A document is not a node of its own: it joins its content
-(both chunks' for a two-chunk document), its cluster and, where labels are kept whole, its label, by edges
-from its primary node (its content, or its first chunk's). Two documents end up in one group exactly when
-a chain of shared content, clusters or labels joins them. `document_nodes` reads a document's key back
-from its id.
+Nodes are uint64: a piece of content is the hash of its modality, text and media address (combined_hashes
+of the three, as transforms/document_keys.py hashes them: the loaded image bytes, or the point cloud, else
+the URI; so the same photo under two URIs is one piece of content); a label is a salted hash of the label;
+a near-duplicate cluster is a salted hash of its `duplicate_group` (the id its members share). A document is
+not a node of its own: it joins its content (both chunks' for a two-chunk document), its cluster and, where
+labels are kept whole, its label, by edges from its primary node (its content, or its first chunk's). Two
+documents end up in one group exactly when a chain of shared content, clusters or labels joins them.
+
+A one-piece document's id already holds its content's hash: the id is its key in hex, and the key is that
+hash with the label's and the score's hashes folded in after it (document_keys), so `document_nodes` reads
+the key back and transforms.hashing.unfolded_hashes takes label and score out again, without hashing the
+text or the bytes a second time. Chunks' content is hashed from the chunks.
 """
 from typing import Optional
 
@@ -16,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.hashing import category_hashes, column_hashes, combined_hashes
+from transforms.document_keys import media_addresses
+from transforms.hashing import NULL_HASH, category_hashes, column_hashes, combined_hashes, unfolded_hashes
 
-_CONTENT_SALT = np.uint64(0xC0FFEE0DDF00D5)
 _LABEL_SALT = np.uint64(0x1ABE1ED0C5)
 _DUPLICATE_SALT = np.uint64(0xD0B1E6C1A5)
 _HEX = np.full(256, 255, dtype=np.uint8)
@@ -45,22 +49,21 @@ def document_nodes(ids: pa.Array) -> np.ndarray:
     return keys
 
 
-def content_nodes(modality: pa.Array, text: pa.Array, uri: pa.Array, blob: pa.Array) -> np.ndarray:
-    """Content columns of n documents or chunks -> (n,) uint64 content nodes (text, else blob, else uri)."""
-    text, uri, blob = _array(text), _array(uri), _array(blob)
-    chosen = column_hashes(text) if not text.null_count else _over(_over(column_hashes(uri), blob), text)
-    return combined_hashes([np.full(len(chosen), _CONTENT_SALT), category_hashes(_array(modality)), chosen])
+def content_nodes(modality: pa.Array, text: pa.Array, uri: pa.Array, blob: pa.Array, cloud: pa.Array) -> np.ndarray:
+    """Content columns of n documents or chunks -> (n,) uint64 content nodes: the hash of modality, text and
+    media address (the blob, else the point cloud, else the uri)."""
+    address = media_addresses(_array(uri), _array(blob), _array(cloud))
+    return combined_hashes([category_hashes(_array(modality)), column_hashes(_array(text)), column_hashes(address)])
 
 
-def _over(chosen: np.ndarray, column: pa.Array) -> np.ndarray:
-    """(n,) hashes and a column of n values -> the hashes with the column's column_hashes where it has a
-    value (the column is copied only when some are missing)."""
-    if not column.null_count:
-        return column_hashes(column)
-    present = np.asarray(column.is_valid())
-    if present.any():
-        chosen[present] = column_hashes(column.filter(pa.array(present)))
-    return chosen
+def flat_content_nodes(documents: pa.Table, labels: np.ndarray) -> np.ndarray:
+    """One-piece documents (n rows of DOCUMENT_SCHEMA, as the group stage gives them) and their (n,)
+    label_hashes -> (n,) their content_nodes, read back from their ids (their keys: the content's hash
+    with the label's and score's folded in after it)."""
+    label_keys = labels.copy()
+    label_keys[np.asarray(_array(documents.column("label")).is_null())] = NULL_HASH
+    scores = column_hashes(_array(documents.column("score")))
+    return unfolded_hashes(document_nodes(documents.column("id")), [label_keys, scores])
 
 
 def label_hashes(labels: pa.Array) -> np.ndarray:
@@ -95,15 +98,15 @@ def document_graph(documents: pa.Table, keep_labels_whole: bool,
     flat = np.asarray(chunks.is_null())
     primary = np.empty(documents.num_rows, dtype=np.uint64)
     us, vs = [], []
-    if flat.any():
-        columns = [_array(documents.column(name)) for name in ("modality", "text", "uri", "blob")]
-        if not flat.all():
-            columns = [column.filter(pa.array(flat)) for column in columns]
-        primary[flat] = content_nodes(*columns)
+    labels = label_hashes(documents.column("label")) if labels is None else labels
+    if flat.all():
+        primary[:] = flat_content_nodes(documents, labels)
+    elif flat.any():
+        primary[flat] = flat_content_nodes(documents.filter(pa.array(flat)), labels[flat])
     if not flat.all():
         lengths = np.asarray(pc.fill_null(pc.list_value_length(chunks), 0))
         values = pc.list_flatten(chunks)
-        nodes = content_nodes(*(values.field(name) for name in ("modality", "text", "uri", "blob")))
+        nodes = content_nodes(*(values.field(name) for name in ("modality", "text", "uri", "blob", "point_cloud")))
         firsts = np.cumsum(lengths) - lengths
         chunked = np.flatnonzero(~flat)
         primary[chunked] = nodes[firsts[chunked]]
@@ -116,11 +119,9 @@ def document_graph(documents: pa.Table, keep_labels_whole: bool,
         us.append(primary[member])
         vs.append(duplicate_nodes(duplicates.filter(pa.array(member))))
     if keep_labels_whole:
-        column = _array(documents.column("label"))
-        labelled = np.asarray(column.is_valid())
-        hashes = label_hashes(column) if labels is None else labels
+        labelled = np.asarray(_array(documents.column("label")).is_valid())
         us.append(primary[labelled])
-        vs.append(label_nodes(hashes[labelled]))
+        vs.append(label_nodes(labels[labelled]))
     if not us:
         return primary, np.zeros(0, np.uint64), np.zeros(0, np.uint64)
     u, v = np.concatenate(us), np.concatenate(vs)

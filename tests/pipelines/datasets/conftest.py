@@ -91,7 +91,8 @@ class Clustered:
 
 @pytest.fixture(scope="session")
 def split_images(tmp_path_factory) -> Path:
-    """IMAGE_ROWS prepared with --split train=0.5,test=0.5 (Parquet only), the CSV in the images' folder;
+    """IMAGE_ROWS prepared with --split train=0.5,test=0.5 (Parquet only; split seed 1: both near-duplicate
+    clusters of `clustered` in test, four documents in each split), the CSV in the images' folder;
     REMOVED_IMAGE exists beside them, GONE_IMAGE does not."""
     tmp = tmp_path_factory.mktemp("split-images")
     source = TEST_DATA / "images"
@@ -101,7 +102,8 @@ def split_images(tmp_path_factory) -> Path:
         shutil.copyfile(source / name.replace("-copy", ""), tmp / "img" / name)
     shutil.copyfile(source / "hopper_gray.jpg", tmp / REMOVED_IMAGE)
     (tmp / "images.csv").write_text("".join(f"img/{name},{label}\n" for name, label in IMAGE_ROWS))
-    return run_prepare(tmp, tmp / "images.csv", "--is-labeled", "--split", "train=0.5,test=0.5", "--format", "parquet")
+    return run_prepare(tmp, tmp / "images.csv", "--is-labeled", "--split", "train=0.5,test=0.5", "--split-seed", "1",
+                       "--format", "parquet")
 
 
 @pytest.fixture(scope="session")

@@ -6,15 +6,18 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from schemas.documents import DOCUMENT_SCHEMA
-from transforms.document_keys import hex_ids
+from transforms.document_keys import document_keys, hex_ids
 from transforms.hashing import column_hashes
-from transforms.split.nodes import document_graph, document_nodes, keeps_labels_whole, label_hashes
+from transforms.split.nodes import (content_nodes, document_graph, document_nodes, flat_content_nodes, keeps_labels_whole,
+                                    label_hashes)
 
 
 def table(*docs: dict) -> pa.Table:
-    """Documents (dicts of some DOCUMENT_SCHEMA columns) with ids 0000000000000001, ...; the rest null."""
-    rows = [{"id": f"{i + 1:016x}", "modality": "text", **doc} for i, doc in enumerate(docs)]
-    return pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA)
+    """Documents (dicts of some DOCUMENT_SCHEMA columns, modality text unless given; the rest null) with ids
+    as the group stage gives them: their keys (transforms/document_keys.py) in hex."""
+    rows = [{"id": "0" * 16, "modality": "text", **doc} for doc in docs]
+    documents = pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA)
+    return documents.set_column(0, DOCUMENT_SCHEMA.field("id"), hex_ids(document_keys(documents)))
 
 
 def groups(documents: pa.Table, keep_labels_whole: bool) -> list[set[int]]:
@@ -39,6 +42,21 @@ def test_document_nodes_read_the_key_back_from_the_id():
     assert (document_nodes(ids.slice(1)) == keys[1:]).all()
     with pytest.raises(ValueError, match="16 lowercase hex digits"):
         document_nodes(pa.array(["not-a-hex-id-at-all"]))
+
+
+def test_a_documents_content_node_is_read_back_from_its_id():
+    """Text with and without a label or a score, image bytes under two URIs, a URI not loaded, a point cloud:
+    the node from the id is the hash of the content, which neither label nor score changes."""
+    cloud = [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    docs = table(dict(text="a", label="x"), dict(text="a"), dict(text="a", label="y", score=0.25),
+                 dict(modality="image", uri="a.jpg", blob=b"photo", label="x"),
+                 dict(modality="image", uri="b.jpg", blob=b"photo"), dict(modality="image", uri="c.jpg"),
+                 dict(modality="mesh", uri="m.obj", point_cloud=cloud), dict(modality="mesh", uri="n.obj", point_cloud=cloud))
+    nodes = flat_content_nodes(docs, label_hashes(docs.column("label")))
+    hashed = content_nodes(*(docs.column(name) for name in ("modality", "text", "uri", "blob", "point_cloud")))
+    assert nodes.tolist() == hashed.tolist()
+    assert nodes[0] == nodes[1] == nodes[2] and nodes[3] == nodes[4] and nodes[6] == nodes[7]
+    assert len(set(nodes.tolist())) == 4
 
 
 def test_query_document_pairs_join_labels_that_share_a_document():

@@ -10,7 +10,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.documents import DOCUMENT_SCHEMA
 from schemas.options import SplitOptions
-from transforms.document_keys import hex_ids
+from transforms.document_keys import document_keys, hex_ids
 from transforms.split.assign import plan_splits
 from transforms.split.components import component_of, resolve_residual
 from transforms.split.nodes import document_graph
@@ -37,9 +37,11 @@ def pairs_documents() -> list[dict]:
 
 def bucket_tables(docs: list[dict]) -> list[tuple]:
     """Documents -> (bucket, table of DOCUMENT_SCHEMA sorted by id) as the group stage gives them."""
-    keys = np.random.default_rng(6).choice(2**62, len(docs), replace=False).astype(np.uint64)
-    rows = [{"id": i, "modality": "text", "source_file": "pairs.csv", "source_row": n, **doc}
-            for n, (i, doc) in enumerate(zip(hex_ids(keys).to_pylist(), docs))]
+    rows = [{"id": "0" * 16, "modality": "text", "source_file": "pairs.csv", "source_row": n, **doc}
+            for n, doc in enumerate(docs)]
+    keys = document_keys(pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA))
+    for row, key in zip(rows, hex_ids(keys).to_pylist()):
+        row["id"] = key
     tables = []
     for bucket in range(BUCKETS):
         mine = sorted((r for r, key in zip(rows, keys) if key % np.uint64(BUCKETS) == bucket), key=lambda r: r["id"])
