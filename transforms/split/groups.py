@@ -24,12 +24,13 @@ import numpy as np
 from transforms.split.components import component_of, forest, resolve_residual, smallest_connected
 
 
-def local_groups(primary: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A bucket's documents' primary nodes (n,) and its edges (u, v) (m,), uint64 -> (roots, nodes,
-    node_roots): each document's local root (n,); and the bucket's links, every node of its edges and every
-    primary node ascending (k,), with its local root (k,)."""
-    nodes, index = np.unique(np.concatenate([primary, u, v]), return_inverse=True)
-    node_roots = smallest_connected(nodes, index[primary.size:primary.size + u.size], index[primary.size + u.size:])
+def local_groups(primary: np.ndarray, owner: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A bucket's documents' primary nodes (n,) uint64 and its edges, from the primary node of document
+    owner (m,) to node v (m,) uint64 (document_graph) -> (roots, nodes, node_roots): each document's local
+    root (n,); and the bucket's links, every primary node and every node of its edges ascending (k,), with
+    its local root (k,)."""
+    nodes, index = np.unique(np.concatenate([primary, v]), return_inverse=True)
+    node_roots = smallest_connected(nodes, index[:primary.size][owner], index[primary.size:])
     return node_roots[index[:primary.size]], nodes, node_roots
 
 

@@ -88,16 +88,16 @@ def duplicate_nodes(groups: pa.Array) -> np.ndarray:
 
 def document_graph(documents: pa.Table, keep_labels_whole: bool,
                    labels: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A table of DOCUMENT_SCHEMA (n rows) -> (primary, u, v): each document's primary node (n,) uint64, the
-    content node of the document or of its first chunk; and the edges (u, v) (m,) uint64 (repeats possible)
-    that join nodes through documents: a document's primary node to its other chunks' content, to its
-    near-duplicate cluster (where `duplicate_group` is set) and, when keep_labels_whole, to its label.
-    `labels`: the table's (n,) label_hashes, when the caller has them. A document's group is its primary
-    node's component (the node itself when no edge has it)."""
+    """A table of DOCUMENT_SCHEMA (n rows) -> (primary, owner, v): each document's primary node (n,) uint64,
+    the content node of the document or of its first chunk; and the edges, from the primary node of
+    document owner (m,) int64 to node v (m,) uint64 (repeats possible), that join nodes through documents:
+    to its other chunks' content, to its near-duplicate cluster (where `duplicate_group` is set) and, when
+    keep_labels_whole, to its label. `labels`: the table's (n,) label_hashes, when the caller has them. A
+    document's group is its primary node's component (the node itself when no edge has it)."""
     chunks = _array(documents.column("chunks"))
     flat = np.asarray(chunks.is_null())
     primary = np.empty(documents.num_rows, dtype=np.uint64)
-    us, vs = [], []
+    owners, vs = [], []
     labels = label_hashes(documents.column("label")) if labels is None else labels
     if flat.all():
         primary[:] = flat_content_nodes(documents, labels)
@@ -110,23 +110,22 @@ def document_graph(documents: pa.Table, keep_labels_whole: bool,
         firsts = np.cumsum(lengths) - lengths
         chunked = np.flatnonzero(~flat)
         primary[chunked] = nodes[firsts[chunked]]
-        owner_primary = np.repeat(primary, lengths)
-        us.append(owner_primary)
+        owners.append(np.repeat(np.arange(documents.num_rows), lengths))
         vs.append(nodes)
     duplicates = _array(documents.column("duplicate_group"))
     if duplicates.null_count < len(duplicates):
         member = np.asarray(duplicates.is_valid())
-        us.append(primary[member])
+        owners.append(np.flatnonzero(member))
         vs.append(duplicate_nodes(duplicates.filter(pa.array(member))))
     if keep_labels_whole:
         labelled = np.asarray(_array(documents.column("label")).is_valid())
-        us.append(primary[labelled])
+        owners.append(np.flatnonzero(labelled))
         vs.append(label_nodes(labels[labelled]))
-    if not us:
-        return primary, np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-    u, v = np.concatenate(us), np.concatenate(vs)
-    keep = u != v  # a first chunk is its own document's primary node
-    return primary, u[keep], v[keep]
+    if not owners:
+        return primary, np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    owner, v = np.concatenate(owners).astype(np.int64), np.concatenate(vs)
+    keep = primary[owner] != v  # a first chunk is its own document's primary node
+    return primary, owner[keep], v[keep]
 
 
 def _array(column) -> pa.Array:

@@ -23,7 +23,9 @@ def bucketed_groups(primary, u, v, owner, bucket, partitions: int) -> np.ndarray
     nodes, node_roots = [], []
     for b in np.unique(bucket):
         mine = bucket == b
-        roots[mine], bucket_nodes, bucket_roots = local_groups(primary[mine], u[mine[owner]], v[mine[owner]])
+        local = np.cumsum(mine) - 1  # a document's index among the bucket's
+        edges = mine[owner]
+        roots[mine], bucket_nodes, bucket_roots = local_groups(primary[mine], local[owner[edges]], v[edges])
         assert np.all(bucket_nodes[1:] > bucket_nodes[:-1])  # each node once
         nodes.append(bucket_nodes)
         node_roots.append(bucket_roots)
@@ -70,7 +72,7 @@ def test_a_chain_across_buckets_is_one_group_named_by_its_smallest_node():
 
 def test_a_bucket_without_edges_links_each_primary_node_to_itself():
     primary = np.array([9, 4, 9, 7], dtype=np.uint64)
-    roots, nodes, node_roots = local_groups(primary, np.zeros(0, np.uint64), np.zeros(0, np.uint64))
+    roots, nodes, node_roots = local_groups(primary, np.zeros(0, np.int64), np.zeros(0, np.uint64))
     assert roots.tolist() == [9, 4, 9, 7]
     assert nodes.tolist() == node_roots.tolist() == [4, 7, 9]
 

@@ -52,8 +52,8 @@ def bucket_tables(docs: list[dict]) -> list[tuple]:
 def expected_splits(tables: list[tuple]) -> dict:
     """The oracle: {id: split} from the components of the whole graph and the plan of its groups."""
     documents = pa.concat_tables([table for _, table in tables])
-    primary, u, v = document_graph(documents, keep_labels_whole=True)
-    group = component_of(primary, *resolve_residual(u, v))
+    primary, owner, v = document_graph(documents, keep_labels_whole=True)
+    group = component_of(primary, *resolve_residual(primary[owner], v))
     groups, sizes = np.unique(group, return_counts=True)
     plan = plan_splits(groups, sizes, np.zeros(groups.size, np.uint64), (0.6, 0.2, 0.2), OPTIONS.seed)
     names = np.array(OPTIONS.names)[plan.split_of(group)]
