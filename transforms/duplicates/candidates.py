@@ -61,7 +61,7 @@ def similar_pairs(keys: np.ndarray, nodes: np.ndarray, signatures: np.ndarray,
     elif not (len(keys) == len(owners) and len(nodes) == len(signatures)):
         raise ValueError(f"keys need an owner each and pieces a node and a signature each: {len(keys)} keys, "
                          f"{len(owners)} owners, {len(nodes)} nodes, {len(signatures)} signatures")
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)  # not stable (4x faster): which rows of a run pair up never depends on their order
     keys, owners = keys[order], np.asarray(owners)[order]
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if keys.size else np.zeros(0, np.intp)
     lengths = np.diff(np.r_[starts, keys.size])
@@ -70,7 +70,7 @@ def similar_pairs(keys: np.ndarray, nodes: np.ndarray, signatures: np.ndarray,
     long = lengths > max_run
     if long.any():
         found += [_verified(i, j, nodes, signatures, similarity, threshold, larger_is_closer)
-                  for i, j in _window_pairs(starts[long], lengths[long], owners, signatures, window)]
+                  for i, j in _window_pairs(starts[long], lengths[long], owners, nodes, signatures, window)]
     return _distinct(found)
 
 
@@ -86,13 +86,15 @@ def _run_pairs(starts: np.ndarray, lengths: np.ndarray, max_run: int):
             yield (chunk + first).ravel(), (chunk + second).ravel()
 
 
-def _window_pairs(starts: np.ndarray, lengths: np.ndarray, owners: np.ndarray, signatures: np.ndarray, window: int):
+def _window_pairs(starts: np.ndarray, lengths: np.ndarray, owners: np.ndarray, nodes: np.ndarray,
+                  signatures: np.ndarray, window: int):
     """Long runs (starts, lengths) of rows owned by pieces `owners` -> chunks (i, j) of piece indices: each
-    row of a run and each of the `window` rows after it in the run's signature order."""
+    row of a run and each of the `window` rows after it in the run's order by signature, then node (so the
+    order of the rows given does not matter)."""
     rows = np.repeat(starts, lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     run = np.repeat(np.arange(starts.size), lengths)
     columns = signatures[owners[rows]].reshape(rows.size, -1)
-    pieces = owners[rows[np.lexsort((*columns.T[::-1], run))]]  # by run, then by signature, first column first
+    pieces = owners[rows[np.lexsort((nodes[owners[rows]], *columns.T[::-1], run))]]  # by run, signature, node
     run = np.sort(run)
     for step in range(1, window + 1):
         same_run = run[step:] == run[:-step]

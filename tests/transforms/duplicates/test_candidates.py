@@ -90,6 +90,21 @@ def test_long_run_compares_each_row_with_its_window_in_signature_order():
     assert gaps.min() == 1 and gaps.max() == WINDOW  # far pairs in signature order are what it misses
 
 
+def test_a_long_run_gives_the_same_pairs_whatever_the_order_of_its_rows():
+    """A run of 600 rows, a third of them sharing one signature (more than a window of ties): the pairs
+    depend on the rows, not on the order they come in."""
+    rng = np.random.default_rng(8)
+    length = 600
+    keys = np.full(length, 7, dtype=np.uint64)
+    nodes = rng.permutation(length).astype(np.uint64)
+    signatures = np.where(np.arange(length) % 3 == 0, 0, rng.integers(0, 50, length)).astype(np.uint32).reshape(-1, 1)
+    same = lambda a, b: (a == b).mean(axis=1)  # noqa: E731
+    found = as_list(similar_pairs(keys, nodes, signatures, same, 1.0))
+    for seed in range(3):
+        order = np.random.default_rng(seed).permutation(length)
+        assert as_list(similar_pairs(keys[order], nodes[order], signatures[order], same, 1.0)) == found
+
+
 def test_long_run_of_equal_signatures_stays_joined_as_a_chain():
     """500 copies of one signature: each is paired with the next WINDOW, so all are connected."""
     length = 500
