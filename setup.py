@@ -5,7 +5,7 @@ BEAM_VERSION = "2.77.0"
 
 setup(
     name="finetune-etl",
-    version="0.2.0",
+    version="0.3.0",
     description="Batch ETL on Apache Beam that turns raw CSV and docarray data into sharded training datasets for embedding fine-tuning.",
     url="https://github.com/finetune-etl/finetune-etl",
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",

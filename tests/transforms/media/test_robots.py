@@ -3,7 +3,7 @@ import pytest
 
 from transforms.media.robots import RobotsRules, opt_out, product_token
 
-UA = "finetune-etl/0.2.0 (+https://github.com/finetune-etl/finetune-etl)"
+UA = "finetune-etl/0.3.0 (+https://github.com/finetune-etl/finetune-etl)"
 
 
 def test_the_product_token_is_the_name_before_the_version():
