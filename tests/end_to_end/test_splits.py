@@ -3,6 +3,7 @@ manifest alone: no label (where labels are kept whole), no identical content and
 splits; fractions are met; the same input in another order, or on another runner, gives the same splits."""
 import collections
 import random
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -122,6 +123,25 @@ def test_scored_pairs_sharing_a_sentence_are_one_group(tmp_path):
     found = splits_of(out)
     assert crossings(found, "chunk_text") == []
     assert_fractions(found, within=0.03)
+
+
+def test_one_mesh_file_under_two_uris_in_two_labels_is_one_group(tmp_path):
+    """Each bundled mesh copied under two names, each copy its own label: a mesh's bytes are not kept, so
+    its content is named by its point cloud (seeded by the file's bytes): six groups of two, not twelve."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    rows = []
+    for mesh in sorted((ROOT / "examples" / "meshes").iterdir()):
+        for copy in ("a", "b"):
+            shutil.copyfile(mesh, folder / f"{copy}-{mesh.name}")
+            rows.append(f"m/{copy}-{mesh.name},{copy} {mesh.stem}")
+    (tmp_path / "meshes.csv").write_text("\n".join(rows) + "\n")
+    out = run_prepare(tmp_path, tmp_path / "meshes.csv", "--layout", "labeled", *SPLIT)
+    found = splits_of(out)
+    where = {Path(row["uri"]).name: name for name, rows in found.items() for row in rows}
+    assert len(where) == 12 and all(where[f"a-{m}"] == where[f"b-{m}"] for m in {k[2:] for k in where})
+    per_split = pipelines.load_manifest(str(out))["splits"]["per_split"]
+    assert sum(split["groups"] for split in per_split.values()) == 6
 
 
 def test_the_same_rows_in_another_order_give_the_same_splits(tmp_path):
