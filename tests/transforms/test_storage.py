@@ -74,7 +74,7 @@ def test_write_arrow_then_read_arrow_round_trip(base):
     assert read.equals(table)
 
 
-def test_write_arrow_file_is_lz4_compressed_arrow_ipc(base):
+def test_write_arrow_file_is_arrow_ipc_lz4_compressed_on_object_stores_only(base):
     table = pa.table({"text": ["same text " * 50] * 200})
     url = join_url(base, "spill.arrow")
     write_arrow(table, url)
@@ -82,7 +82,10 @@ def test_write_arrow_file_is_lz4_compressed_arrow_ipc(base):
     with fs.open(path, "rb") as handle:
         data = handle.read()
     assert data.startswith(b"ARROW1")
-    assert len(data) < table.nbytes / 10  # compressed: the repeated text shrinks
+    if base.startswith("memory://"):
+        assert len(data) < table.nbytes / 10  # compressed: the repeated text shrinks
+    else:
+        assert len(data) > table.nbytes  # a local file is left as it is: compressing costs more than it saves
 
 
 def test_filesystem_gives_the_path_within_the_filesystem(tmp_path):

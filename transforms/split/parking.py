@@ -4,8 +4,8 @@ Beam carries only the files' paths: bulk data copied through a runner's data pla
 its size in CPU and fresh memory pages.
 
 On a local disk the files are uncompressed, written by pyarrow itself and memory-mapped when read (a
-reader touches only the columns and record batches it uses; lz4 and Python file objects cost more CPU
-than the bytes they save there); on object stores they are lz4-compressed (transforms.storage).
+reader touches only the columns and record batches it uses; Python file objects cost more CPU there); on
+object stores they are lz4-compressed (transforms.storage, which writes local files uncompressed too).
 """
 import posixpath
 
