@@ -19,8 +19,7 @@ LONG_STRING = 1024
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)
 _M3 = np.uint64(0x94D049BB133111EB)
-_NULL = np.uint64(0x6A09E667F3BCC909)
-NULL_HASH = _NULL  # what every null hashes to
+NULL_HASH = np.uint64(0x6A09E667F3BCC909)  # what every null hashes to
 _S29, _S31, _S32 = np.uint64(29), np.uint64(31), np.uint64(32)
 _M1_INVERSE, _M2_INVERSE, _M3_INVERSE = (np.uint64(pow(int(m), -1, 1 << 64)) for m in (_M1, _M2, _M3))
 
@@ -79,19 +78,19 @@ def string_hashes(values: pa.Array) -> np.ndarray:
         piece = data[starts[i]:starts[i] + lengths[i]].tobytes()
         h[i] = np.frombuffer(hashlib.blake2b(piece, digest_size=8).digest(), dtype="<u8")[0]
     if values.null_count:
-        h[np.asarray(values.is_null())] = _NULL
+        h[np.asarray(values.is_null())] = NULL_HASH
     return h
 
 
 def column_hashes(values: pa.Array) -> np.ndarray:
     """Any string, binary or numeric column (n,) -> (n,) uint64 hash."""
     if values.null_count == len(values):
-        return np.full(len(values), _NULL, dtype=np.uint64)
+        return np.full(len(values), NULL_HASH, dtype=np.uint64)
     if pa.types.is_floating(values.type) or pa.types.is_integer(values.type):
         bits = np.asarray(pc.fill_null(values.cast(pa.float64()), 0.0)).view(np.uint64).copy()
         h = _avalanche(bits ^ _M2)
         if values.null_count:
-            h[np.asarray(values.is_null())] = _NULL
+            h[np.asarray(values.is_null())] = NULL_HASH
         return h
     return string_hashes(values)
 
@@ -102,10 +101,10 @@ def category_hashes(values: pa.Array) -> np.ndarray:
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     if not len(encoded.dictionary):  # nothing but nulls
-        return np.full(len(values), _NULL, dtype=np.uint64)
+        return np.full(len(values), NULL_HASH, dtype=np.uint64)
     h = column_hashes(encoded.dictionary)[np.asarray(encoded.indices.fill_null(0))]
     if values.null_count:
-        h[np.asarray(values.is_null())] = _NULL
+        h[np.asarray(values.is_null())] = NULL_HASH
     return h
 
 

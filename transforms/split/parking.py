@@ -3,11 +3,10 @@ documents until their splits are known, its documents' rows for the plan, its li
 Beam carries only the files' paths: bulk data copied through a runner's data plane costs several times
 its size in CPU and fresh memory pages.
 
-On a local disk the files are uncompressed, written by pyarrow itself and memory-mapped when read (a
-reader touches only the columns and record batches it uses; Python file objects cost more CPU there); on
-object stores they are lz4-compressed (transforms.storage, which writes local files uncompressed too).
+Files are written by transforms.storage: uncompressed by pyarrow itself on a local disk, where they are
+memory-mapped when read (a reader touches only the columns and record batches it uses); lz4-compressed on
+object stores.
 """
-import posixpath
 
 import pyarrow as pa
 
@@ -19,13 +18,7 @@ _PARTS = b"parts"  # schema metadata of a file cut in parts: the part of each re
 
 def park(table: pa.Table, url: str) -> None:
     """Write a table (its record batches as they are) to url."""
-    if not is_local(url):
-        write_arrow(table, url)
-        return
-    fs, path = filesystem(url)
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
+    write_arrow(table, url)
 
 
 def unpark(url: str) -> pa.Table:
