@@ -4,6 +4,7 @@ Plain data and validation only, no I/O. A mistake raises `ConfigError` with a se
 bad value and the fix, before any work starts.
 """
 import dataclasses
+import math
 import re
 from typing import Optional
 
@@ -107,6 +108,19 @@ class OutputOptions:
             raise ConfigError(f"--shard-bytes {self.shard_bytes} must be at least 1024.")
         if self.keep_versions < 0:
             raise ConfigError(f"--keep-versions {self.keep_versions} must be 0 or more.")
+
+
+WORK_UNIT_MULTIPLE = 4
+
+
+def work_units(total_bytes: int, unit_bytes: int) -> int:
+    """How many pieces of about `unit_bytes` to cut `total_bytes` into (write buckets, a file's byte ranges):
+    1 when it fits in one, else the count rounded up to a multiple of WORK_UNIT_MULTIPLE. A local runner deals
+    a step's pieces round-robin to its workers, so 3 equal pieces on 2 workers take as long as 4 would; a
+    multiple of 4 lets 1, 2 or 4 workers finish together. The count does not depend on the machine, so the
+    shards do not either."""
+    units = max(1, math.ceil(total_bytes / unit_bytes))
+    return units if units == 1 else math.ceil(units / WORK_UNIT_MULTIPLE) * WORK_UNIT_MULTIPLE
 
 
 @dataclasses.dataclass(frozen=True)

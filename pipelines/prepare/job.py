@@ -12,7 +12,7 @@ from typing import Optional
 
 from pipelines.prepare.inputs import InputPlan, plan_inputs
 from schemas.options import (ConfigError, CSVOptions, DuplicateOptions, MediaOptions, OutputOptions, ReadTuning,
-                            SplitOptions)
+                            SplitOptions, work_units)
 from schemas.version import VERSION
 from transforms.media.host_limits import host_state_folder
 from transforms.media.previous_dataset import PreviousDataset, open_previous
@@ -68,12 +68,12 @@ class PrepareJob:
 
     @property
     def buckets(self) -> int:
-        """Write buckets: enough that one holds about `bucket_bytes` of input, or of media when media load
-        (estimated per row by media_bytes_per_row)."""
+        """Write buckets: enough that one holds at most about `bucket_bytes` of input, or of media when media
+        load (estimated per row by media_bytes_per_row); a multiple of 4 when more than one (work_units)."""
         total = sum(f.size for f in self.inputs.files) + sum(size for _, size in self.inputs.docarray_files)
         if self.loads_media:
             total = max(total, self.inputs.estimated_rows * self.media_bytes_per_row)
-        return max(1, math.ceil(total / self.tuning.bucket_bytes))
+        return work_units(total, self.tuning.bucket_bytes)
 
     @property
     def media_bytes_per_row(self) -> int:

@@ -1,7 +1,7 @@
 """schemas.options: every invalid option stops the run with one sentence that names the value."""
 import pytest
 
-from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning
+from schemas.options import ConfigError, CSVOptions, MediaOptions, OutputOptions, ReadTuning, work_units
 
 
 def sentence(make) -> str:
@@ -96,3 +96,11 @@ def test_near_duplicate_options_are_checked():
                              ({"drop": True}, "--drop-near-duplicates needs --near-duplicates")]:
         with pytest.raises(ConfigError, match=message):
             DuplicateOptions(**options)
+
+
+@pytest.mark.parametrize("total, units", [(0, 1), (1, 1), (100, 1), (101, 4), (300, 4), (400, 4), (401, 8),
+                                          (1200, 12), (1201, 16)])
+def test_work_units_are_one_or_a_multiple_of_four(total, units):
+    """Pieces of at most about 100 bytes: one when all fits, else a multiple of 4, so that 2 or 4 workers
+    that take a step's pieces in turn finish together."""
+    assert work_units(total, 100) == units

@@ -134,21 +134,24 @@ def test_loads_media(tmp_path, modalities, docarray, media, loads):
     assert job(tmp_path, modalities=modalities, docarray=docarray, media=media).loads_media is loads
 
 
-def test_buckets_hold_about_bucket_bytes_of_input(tmp_path):
+def test_buckets_hold_at_most_about_bucket_bytes_of_input_and_come_in_fours(tmp_path):
     assert job(tmp_path, sizes=(100,)).buckets == 1
-    assert job(tmp_path, sizes=(600, 400), bucket_bytes=100).buckets == 10
-    assert job(tmp_path, sizes=(600, 401), bucket_bytes=100).buckets == 11
+    assert job(tmp_path, sizes=(100,), bucket_bytes=100).buckets == 1
+    assert job(tmp_path, sizes=(101,), bucket_bytes=100).buckets == 4  # 2 on 2 workers: each takes one
+    assert job(tmp_path, sizes=(300,), bucket_bytes=100).buckets == 4  # not 3: one worker would take two
+    assert job(tmp_path, sizes=(600, 400), bucket_bytes=100).buckets == 12
+    assert job(tmp_path, sizes=(600, 401), bucket_bytes=100).buckets == 12
     assert job(tmp_path, sizes=(50,), docarray=(("a.docs", 60),), bucket_bytes=100,
-               media=MediaOptions(convert_to_blob=False, create_point_clouds=False)).buckets == 2
+               media=MediaOptions(convert_to_blob=False, create_point_clouds=False)).buckets == 4
 
 
 def test_buckets_count_media_when_media_load(tmp_path):
     media_job = job(tmp_path, modalities=("image", "text"), sizes=(100,), estimated_rows=3,
                     bucket_bytes=MEDIA_BYTES_PER_FILE)
-    assert media_job.buckets == 3  # 3 rows of one image each, each image estimated at one bucket
+    assert media_job.buckets == 4  # 3 rows of one image each, each image estimated at one bucket
     two_images = job(tmp_path, modalities=("image", "image"), sizes=(100,), estimated_rows=3,
                      bucket_bytes=MEDIA_BYTES_PER_FILE)
-    assert two_images.buckets == 6
+    assert two_images.buckets == 8
     text_job = dataclasses.replace(media_job, media=MediaOptions(convert_to_blob=False))
     assert text_job.buckets == 1
 

@@ -1,6 +1,7 @@
 """The ReadCsv stage in a real pipeline: files cut into several 1 KiB byte ranges (planned by the stage, or
 in advance with plan_ranges) read into row batches with the right line numbers, dead letters and counts."""
 import json
+import math
 
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -71,6 +72,21 @@ def test_read_csv_cuts_files_into_ranges_and_reads_every_record_once(tmp_path):
     markers = [json.loads(m.read_text()) for m in progress.glob("*.json")]
     assert len(markers) == len(ranges) + 1  # one per range of both files
     assert sum(m["rows"] for m in markers) == sum(len(r) for r in records.values()) and sum(m["bytes"] for m in markers) == sum(f.size for f in files)
+
+
+def test_a_file_is_cut_into_a_multiple_of_four_ranges_of_about_equal_size(tmp_path):
+    """2.5 ranges' worth of rows -> 4 ranges (3 would leave one of 2 workers a range alone), each about a
+    quarter of the file and starting where a record starts; a file within one range stays whole."""
+    text = "".join(f"row {i},label {i % 4}\n" for i in range(1000))
+    path = write_csv(tmp_path, text)
+    file = InputFile(str(path), path.stat().st_size, Dialect(","), "utf-8", False, 2)
+    ranges = plan_ranges(file, math.ceil(file.size / 2.5))
+    assert len(ranges) == 4 and not any(r.python_csv for r in ranges)
+    sizes = [r.end - r.start for r in ranges]
+    assert max(sizes) - min(sizes) <= len(ranges) * len("row 999,label 3\n")  # each cut waits for a line end
+    assert all(text.encode()[r.start - 1:r.start] == b"\n" for r in ranges[1:])
+    assert [r.first_line for r in ranges] == [1] + [text.encode()[:r.start].count(b"\n") + 1 for r in ranges[1:]]
+    assert len(plan_ranges(file, file.size)) == 1
 
 
 def test_read_csv_reads_ranges_planned_in_advance(tmp_path):
