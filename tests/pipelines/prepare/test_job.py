@@ -137,8 +137,8 @@ def test_loads_media(tmp_path, modalities, docarray, media, loads):
 def test_buckets_hold_at_most_about_bucket_bytes_of_input_and_come_in_fours(tmp_path):
     assert job(tmp_path, sizes=(100,)).buckets == 1
     assert job(tmp_path, sizes=(100,), bucket_bytes=100).buckets == 1
-    assert job(tmp_path, sizes=(101,), bucket_bytes=100).buckets == 4  # 2 on 2 workers: each takes one
-    assert job(tmp_path, sizes=(300,), bucket_bytes=100).buckets == 4  # not 3: one worker would take two
+    assert job(tmp_path, sizes=(101,), bucket_bytes=100).buckets == 4  # not 2: one worker of 4 would take both
+    assert job(tmp_path, sizes=(300,), bucket_bytes=100).buckets == 4  # not 3: one worker of 2 would take two
     assert job(tmp_path, sizes=(600, 400), bucket_bytes=100).buckets == 12
     assert job(tmp_path, sizes=(600, 401), bucket_bytes=100).buckets == 12
     assert job(tmp_path, sizes=(50,), docarray=(("a.docs", 60),), bucket_bytes=100,
