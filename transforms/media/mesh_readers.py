@@ -366,7 +366,8 @@ def read_obj(data: bytes) -> Optional[Mesh]:
     data = data.strip().replace(b"\r\n", b"\n")  # as trimesh reads it
     if not _plain(data) or b"\\" in data or data.count(b"usemtl") > 1:
         return None
-    if b"usemtl" in data and data.find(b"usemtl") > data.find(b"\nf "):
+    lined = b"\n" + data  # a face on the first line is a face too
+    if b"usemtl" in data and lined.find(b"usemtl") > lined.find(b"\nf "):
         return None  # a material after faces splits them into two meshes
     text = data + b"\n"
     lines = _Lines(text)

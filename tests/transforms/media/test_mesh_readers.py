@@ -191,6 +191,7 @@ def test_off_variants(data):
     (b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2 0.5 0.5 0.5\n", "off"),  # face colours
     (OFF_GRID + b"6 11 1 2 10 4 5\n3 0 1 2\n5 9 8 7 6 0\n", "off"),  # trimesh fails on mixed sizes above 4
     (b"v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nusemtl a\nf 1 2 3\nusemtl b\nf 2 4 3\n", "obj"),  # two meshes
+    (b"f 1 2 3\nusemtl a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n", "obj"),  # a face on line 1, then a material
     (b"v 0 0 0\nv 1 0 0\nv 0 1 0\n  v 1 1 0\nf 1 2 3\n", "obj"),  # an indented line
     (b"v 0 0 0\nv 1 0 0\nv 0 1 0\nl 1 2\nf 1 2 3\n", "obj"),  # a statement the reader does not know
     (b"v 0 0 0\nv 1 0 0\nv 0 1 nan\nf 1 2 3\nf 1 2\n", "obj"),  # a face of two corners
