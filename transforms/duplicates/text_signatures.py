@@ -14,11 +14,12 @@ utf8_normalize returns NFKD even when asked for NFKC (apache/arrow#51225, fixed 
 NFKD gives the same keys before and after that fix.
 
 MinHash: the shingles of a text are its runs of SHINGLE_WORDS consecutive words (a shorter text is one
-shingle of all its words), each hashed once from its words' hashes; permutation p maps a shingle hash x to
-the top 32 bits of a seeded 64-bit mix (transforms/hashing.py's folded_hashes of x with seed p), and the
-signature keeps each permutation's minimum. Two texts agree on an entry with probability their shingle
-sets' Jaccard similarity, which text_similarity estimates (standard error sqrt(J (1 - J) / 64), 0.04 at
-J = 0.9: a pair at true Jaccard 0.944 is estimated below 0.9 about 1 time in 20).
+shingle of all its words), each hashed once from its words' hashes and folded to 32 bits; permutation p
+maps a folded shingle w to murmur3's 32-bit finaliser, without its last step, of w ^ seed p (each step a
+bijection of uint32), and the signature keeps each permutation's minimum. Two texts agree on an entry with
+probability their shingle sets' Jaccard similarity, which text_similarity estimates (standard error
+sqrt(J (1 - J) / 64), 0.04 at J = 0.9: a pair at true Jaccard 0.944 is estimated below 0.9 about 1 time in
+20; tests/transforms/duplicates/test_text_signatures.py checks the estimate's bias and spread).
 
 LSH: BANDS bands of ROWS_PER_BAND rows; a pair of similarity s shares at least one band key with
 probability 1 - (1 - s^r)^b. With b = r = 8: 0.989 at s = 0.9, 0.77 at 0.8, 0.38 at 0.7, 0.03 at 0.5, so
@@ -28,10 +29,11 @@ A one-word change inside a text of w words changes up to 3 of its w - 2 shingles
 so it stays >= 0.9 only from w = 59 words; a word appended at the end: (w - 2) / (w - 1), from w = 11.
 
 Cost (the same values, computed cheaply): ASCII texts skip NFKD and Unicode case folding, which would leave
-them as ascii_lower does; each distinct word is hashed once; shingles are permuted SLICE_TEXTS texts and
-MINHASH_CHUNK shingles at a time, in place in buffers that stay in the cache, the permutations' shared first
-step done apart (_mixed). 500,000 texts of 5 to 25 words (bench/make_csv.py's labeled rows) take about
-2.3 s on one core, 0.8 s of it for the words, against 9.6 s before.
+them as ascii_lower does; each distinct word is hashed once; the permutations run on uint32 (twice as many to a
+vector instruction as uint64); texts of about the same shingle count are permuted together, their j-th shingles as one
+(PERMUTATIONS, texts) block folded into a running minimum (_signatures), so no step reduces text by text.
+10^6 texts of 5 to 25 words (bench/make_csv.py's labeled rows) take about 0.8 s on one core for the
+signatures after their words, against 1.75 s with 64-bit permutations reduced text by text.
 """
 import hashlib
 import unicodedata
@@ -41,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.duplicates.candidates import tagged_keys
-from transforms.hashing import _M1, _M2, _M3, category_hashes, column_hashes, folded_hashes  # _M*: for _mixed
+from transforms.hashing import category_hashes, column_hashes, folded_hashes
 
 PERMUTATIONS = 64
 BANDS = 8
@@ -50,15 +52,18 @@ SHINGLE_WORDS = 3
 NORMALIZED_TAG = BANDS  # the tag of normalized_text_keys: a band key of its own, after the MinHash bands
 EMPTY = np.uint32(0xFFFFFFFF)  # every entry of the signature of a text with no words
 
-_SEEDS = np.frombuffer(hashlib.shake_128(b"finetune-etl minhash").digest(8 * PERMUTATIONS), dtype="<u8")
-_SEEDS = _SEEDS.astype(np.uint64)  # (PERMUTATIONS,) native uint64
+_SEEDS = np.frombuffer(hashlib.shake_128(b"finetune-etl minhash32").digest(4 * PERMUTATIONS), dtype="<u4")
+_SEEDS = _SEEDS.astype(np.uint32)  # (PERMUTATIONS,) native uint32
 _SHINGLE_SALT = np.uint64(0x5A1F_9E37_0B0E_D0C5)
 _BAND_SALT = np.uint64(0xBA4D_5EED_0F1E_2A7B)
-_S29, _S31, _S32 = np.uint64(29), np.uint64(31), np.uint64(32)
-_SEED_MIXES = _SEEDS * _M1  # folded_hashes' first step for each seed
-_SEED_MIXES_SHIFTED = _SEED_MIXES ^ (_SEED_MIXES >> _S31)  # and the seeds' part of the avalanche's first step
-SLICE_TEXTS = 4096  # texts signed at once: their shingles' arrays take about 0.5 MiB each
-MINHASH_CHUNK = 4096  # shingles permuted at once: 2 x 2 MiB of buffers
+_S13, _S16, _S32 = np.uint32(13), np.uint32(16), np.uint64(32)
+_C1, _C2 = np.uint32(0x85EB_CA6B), np.uint32(0xC2B2_AE35)  # murmur3's 32-bit finaliser constants
+_SEED_PARTS = _SEEDS ^ (_SEEDS >> _S16)  # the seeds' part of the finaliser's first step
+SLICE_TEXTS = 4096  # texts shingled, and signatures turned into band keys, at once
+BLOCK_TEXTS = 4096  # texts permuted at once: (PERMUTATIONS, BLOCK_TEXTS) uint32 buffers of 1 MiB
+MINHASH_CHUNK = 4096  # shingles of a long text permuted at once
+EXACT_LENGTHS = 32  # texts of up to this many shingles are grouped by their exact count
+LONG_TEXT = 256  # texts of more shingles are signed one by one
 _DROPPED = r"[\p{P}\p{S}\p{Cf}]+"  # punctuation, symbols (emoji too), invisible format characters
 _SPACES = r"[\s\p{Z}\p{Cc}]"  # RE2's \s is ASCII only: add Unicode separators and control characters
 # A run of _SPACES becomes one space. Runs that are one space already are left alone (most of a text's
@@ -151,45 +156,95 @@ def _shingled(words: np.ndarray, counts: np.ndarray) -> tuple:
 
 def minhash_signatures(texts: pa.Array) -> np.ndarray:
     """(n,) string array -> (n, PERMUTATIONS) uint32 MinHash signatures of the normalised texts' word
-    shingles; a text without words gets EMPTY in every entry. The words of all texts are found at once,
-    the rest is done SLICE_TEXTS texts at a time, so that the temporaries stay small enough for the cache."""
+    shingles; a text without words gets EMPTY in every entry."""
     words, counts = word_hashes(texts)
     firsts = np.r_[0, np.cumsum(counts)]
-    slices = [_minhash_slice(*_shingled(words[firsts[at]:firsts[min(at + SLICE_TEXTS, counts.size)]],
-                                        counts[at:at + SLICE_TEXTS]))
-              for at in range(0, counts.size, SLICE_TEXTS)]
-    return np.concatenate([np.zeros((0, PERMUTATIONS), dtype=np.uint32), *slices])
+    shingle_words, shingles = [np.zeros(0, dtype=np.uint32)], [np.zeros(0, dtype=np.int64)]
+    for at in range(0, counts.size, SLICE_TEXTS):  # in slices: small temporaries reuse memory, large ones
+        end = min(at + SLICE_TEXTS, counts.size)  # are fresh pages the kernel must clear (a third of the time)
+        hashes, own = _shingled(words[firsts[at]:firsts[end]], counts[at:end])
+        shingle_words.append(_shingle_words(hashes))
+        shingles.append(own)
+    return _signatures(np.concatenate(shingle_words), np.concatenate(shingles))
 
 
-def _minhash_slice(hashes: np.ndarray, shingles: np.ndarray) -> np.ndarray:
-    """shingle_hashes of a few texts -> their minhash_signatures, the shingles permuted MINHASH_CHUNK at a time."""
-    signatures = np.full((len(shingles), PERMUTATIONS), EMPTY, dtype=np.uint32)
-    ends = np.cumsum(shingles)
-    starts = ends - shingles
-    mixed = np.empty((PERMUTATIONS, MINHASH_CHUNK), dtype=np.uint64)  # a row per permutation, for reduceat
-    scratch = np.empty_like(mixed)
-    for low in range(0, hashes.size, MINHASH_CHUNK):
-        high = min(low + MINHASH_CHUNK, hashes.size)
-        owners = np.arange(np.searchsorted(ends, low, "right"), np.searchsorted(ends, high - 1, "right") + 1)
-        owners = owners[shingles[owners] > 0]  # the texts with shingles in [low, high), the first maybe begun before
-        values = _mixed(hashes[low:high], mixed[:, :high - low], scratch[:, :high - low])
-        least = np.minimum.reduceat(values, np.maximum(starts[owners], low) - low, axis=1)  # (PERMUTATIONS, owners)
-        signatures[owners] = np.minimum(signatures[owners], least.T >> _S32)  # min(h) >> 32 = min(h >> 32)
+def permuted(words: np.ndarray) -> np.ndarray:
+    """(s,) uint32 shingle words (_shingle_words) -> (PERMUTATIONS, s) uint32: row p is permutation p of
+    each, the one minhash_signatures takes the minimum of."""
+    out = np.empty((PERMUTATIONS, words.size), dtype=np.uint32)
+    return _permute(words, out, np.empty_like(out))
+
+
+def _shingle_words(hashes: np.ndarray) -> np.ndarray:
+    """(s,) uint64 shingle hashes -> (s,) uint32: the two halves exclusive-or'ed, then the murmur3
+    finaliser's first step (w ^ w >> 16), which _permute shares between all permutations."""
+    words = (hashes ^ (hashes >> _S32)).astype(np.uint32)
+    return words ^ (words >> _S16)
+
+
+def _permute(words: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """(c,) uint32 shingle words -> out (PERMUTATIONS, c): row p holds murmur3's 32-bit finaliser, without
+    its last step, of (shingle ^ seed p): (w ^ seed part) * C1, h ^= h >> 13, h * C2. Every step is a
+    bijection of uint32, so each row is a permutation of the shingles' 32-bit hashes. In place."""
+    np.bitwise_xor(_SEED_PARTS[:, None], words, out=out)
+    out *= _C1
+    np.right_shift(out, _S13, out=scratch)
+    out ^= scratch
+    out *= _C2
+    return out
+
+
+def _signatures(words: np.ndarray, shingles: np.ndarray) -> np.ndarray:
+    """_shingle_words of n texts, text after text, and (n,) shingles per text -> (n, PERMUTATIONS) minimum
+    of each permutation over each text's shingles (EMPTY for a text without any).
+
+    Texts of about the same shingle count are signed together, BLOCK_TEXTS at a time: their j-th shingles
+    are permuted as a (PERMUTATIONS, texts) block and folded into a running minimum, so every operation is
+    a long vectorized one with no per-text reduction. A text shorter than its group's length repeats its
+    last shingle, which leaves its minimum as it is. Texts longer than LONG_TEXT shingles are signed one by
+    one, MINHASH_CHUNK shingles at a time."""
+    signatures = np.full((shingles.size, PERMUTATIONS), EMPTY, dtype=np.uint32)
+    starts = np.cumsum(shingles) - shingles
+    lengths = _padded_lengths(shingles)
+    order = np.argsort(lengths, kind="stable")
+    bounds = np.flatnonzero(np.diff(lengths[order], prepend=-1, append=-1))
+    block = np.empty((PERMUTATIONS, BLOCK_TEXTS), dtype=np.uint32)
+    least, scratch = np.empty_like(block), np.empty_like(block)
+    for first, end in zip(bounds[:-1], bounds[1:]):
+        length = int(lengths[order[first]])
+        for at in range(first, end, BLOCK_TEXTS):
+            texts = order[at:min(at + BLOCK_TEXTS, end)]
+            if length == 0:
+                continue
+            if length > LONG_TEXT:
+                for text in texts:
+                    signatures[text] = _long_signature(words[starts[text]:starts[text] + shingles[text]])
+                continue
+            own_starts, own_last = starts[texts], shingles[texts] - 1
+            low, out, spare = least[:, :texts.size], block[:, :texts.size], scratch[:, :texts.size]
+            low.fill(EMPTY)
+            for j in range(length):
+                np.minimum(low, _permute(words[own_starts + np.minimum(j, own_last)], out, spare), out=low)
+            signatures[texts] = low.T
     return signatures
 
 
-def _mixed(hashes: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """(c,) uint64 shingle hashes -> out (PERMUTATIONS, c) uint64: row p holds each hash mixed with seed p,
-    whose top 32 bits are permutation p of the hash, those of folded_hashes(seed p, [hash]); computed in
-    place, without the avalanche's last step (h ^ h >> 32 leaves the top bits as they are). Its first step,
-    h = x ^ seed mix, h ^= h >> 31, is done apart for the hashes and the seeds: a shift of an exclusive or
-    is the exclusive or of the shifts."""
-    np.bitwise_xor(_SEED_MIXES_SHIFTED[:, None], hashes ^ (hashes >> _S31), out=out)
-    out *= _M2
-    np.right_shift(out, _S29, out=scratch)
-    out ^= scratch
-    out *= _M3
-    return out
+def _long_signature(words: np.ndarray) -> np.ndarray:
+    """One long text's _shingle_words -> its (PERMUTATIONS,) signature, MINHASH_CHUNK shingles at a time."""
+    least = np.full(PERMUTATIONS, EMPTY, dtype=np.uint32)
+    for low in range(0, words.size, MINHASH_CHUNK):
+        np.minimum(least, permuted(words[low:low + MINHASH_CHUNK]).min(axis=1), out=least)
+    return least
+
+
+def _padded_lengths(shingles: np.ndarray) -> np.ndarray:
+    """(n,) shingle counts -> the length each text is signed at: its own up to EXACT_LENGTHS, then the next
+    of a grid growing by an eighth (at most 1/8 of repeated shingles), LONG_TEXT + 1 above LONG_TEXT."""
+    grid = [*range(EXACT_LENGTHS + 1)]
+    while grid[-1] < LONG_TEXT:
+        grid.append(min(LONG_TEXT, grid[-1] + max(1, grid[-1] // 8)))
+    grid = np.array(grid + [LONG_TEXT + 1])
+    return grid[np.searchsorted(grid, np.minimum(shingles, LONG_TEXT + 1))]
 
 
 def text_band_keys(signatures: np.ndarray) -> np.ndarray:

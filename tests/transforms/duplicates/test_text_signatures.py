@@ -118,19 +118,30 @@ def test_normalised_texts_split_at_spaces_as_at_any_whitespace():
     assert pc.split_pattern(normalized, " ").equals(pc.utf8_split_whitespace(normalized))
 
 
-def test_minhash_is_the_minimum_of_each_permutation_across_slices_and_chunks(monkeypatch):
-    """Texts cut into slices and shingles into chunks (a text's shingles in several chunks, a text without
-    words between): entry p is the least top 32 bits of folded_hashes(seed p, shingle) over its shingles."""
-    monkeypatch.setattr(text_signatures, "SLICE_TEXTS", 3)
+def test_minhash_is_the_minimum_of_each_permutation_over_groups_blocks_and_long_texts(monkeypatch):
+    """Texts of many lengths signed in small blocks, padded to a coarse grid, the longest one by one in
+    chunks, a text without words between: entry p is the least of permutation p over the text's shingles,
+    computed here from its definition (murmur3's 32-bit finaliser without its last step, of the folded
+    shingle hash ^ seed p)."""
+    monkeypatch.setattr(text_signatures, "SLICE_TEXTS", 7)
+    monkeypatch.setattr(text_signatures, "BLOCK_TEXTS", 3)
+    monkeypatch.setattr(text_signatures, "EXACT_LENGTHS", 4)
+    monkeypatch.setattr(text_signatures, "LONG_TEXT", 60)
     monkeypatch.setattr(text_signatures, "MINHASH_CHUNK", 5)
     texts = QUESTIONS[:20] + ["", " ".join(QUESTIONS[20:40]), "?!", "two words", "one"] + QUESTIONS[40:45]
+    texts += [" ".join(QUESTIONS[50:50 + k]) for k in range(1, 9)]
     hashes, shingles = shingle_hashes(pa.array(texts))
+    mask = np.uint64(0xFFFFFFFF)
     expected = np.full((len(texts), PERMUTATIONS), EMPTY, dtype=np.uint32)
     for i, own in enumerate(np.split(hashes, np.cumsum(shingles)[:-1])):
         if own.size:
-            permuted = folded_hashes(text_signatures._SEEDS[:, None], [own[None, :]]) >> np.uint64(32)
-            expected[i] = permuted.min(axis=1)
-    assert shingles.max() > 100
+            h = ((own ^ (own >> np.uint64(32))) & mask)[None, :] ^ text_signatures._SEEDS[:, None].astype(np.uint64)
+            h ^= h >> np.uint64(16)
+            h = (h * np.uint64(0x85EBCA6B)) & mask
+            h ^= h >> np.uint64(13)
+            h = (h * np.uint64(0xC2B2AE35)) & mask
+            expected[i] = h.min(axis=1)
+    assert shingles.max() > 100 and len(set(shingles.tolist())) > 20
     np.testing.assert_array_equal(minhash_signatures(pa.array(texts)), expected)
 
 
@@ -260,8 +271,10 @@ def test_band_keys_are_tagged_by_band_and_follow_the_signature():
     other = text_band_keys(changed)
     assert (other[:, 3] != keys[:, 3]).all() and (np.delete(other, 3, axis=1) == np.delete(keys, 3, axis=1)).all()
     shared = [(i, j) for i in range(100) for j in range(i + 1, 100) if set(keys[i]) & set(keys[j])]
-    assert len(shared) <= 2  # different questions rarely share a band, and then they are close:
-    assert exact_jaccard([QUESTIONS[i] for i, _ in shared], [QUESTIONS[j] for _, j in shared]).min() >= 0.5
+    # Different questions rarely share a band, and then they have much in common: a pair at Jaccard s shares
+    # one with probability 1 - (1 - s^8)^8, 1 % at s = 0.43 (here: "How should / do you treat a mouse bite?").
+    assert len(shared) <= 2
+    assert exact_jaccard([QUESTIONS[i] for i, _ in shared], [QUESTIONS[j] for _, j in shared]).min() >= 0.4
 
 
 def test_lsh_parameters_make_a_pair_at_the_threshold_a_candidate():
@@ -274,6 +287,6 @@ def test_golden_values():
     """Pinned: a change of normalisation, shingling, hashing or seeds shows here."""
     column = pa.array(["Why in India do we not have one on one political debate as in USA?"])
     signature = minhash_signatures(column)
-    assert signature[0, :4].tolist() == [322295380, 318909647, 821586155, 122758301]
-    assert text_band_keys(signature)[0, :2].tolist() == [49441151169875176, 108106557940040276]
+    assert signature[0, :4].tolist() == [108752435, 36040719, 13682572, 282880953]
+    assert text_band_keys(signature)[0, :2].tolist() == [68963010986120935, 117745692226126532]
     assert normalized_text_keys(column).tolist() == [586698220689412623]
