@@ -21,7 +21,9 @@ signatures: Beam's data channel copies them a dozen times). A band file holds a 
 and bucket, a row per piece with the piece's keys of that partition (its signature once, not once per key);
 a file gathers many buckets, so the pairs step opens a few files, not one per bucket. A text's
 MinHash signature is kept as one byte per permutation (the low byte: equal entries stay equal, unequal
-ones collide 1 time in 256, which raises an estimated similarity by at most 0.4 points).
+ones collide 1 time in 256, which raises an estimated similarity by at most 0.4 points). Parked tables and
+band files are parked as the split stage's are (transforms/split/parking.py): on a local disk they are
+memory-mapped when read, so reading one copies nothing into fresh memory.
 """
 from __future__ import annotations  # keeps Beam from reading StageOutput annotations as element types
 
@@ -44,7 +46,9 @@ from transforms.duplicates.text_signatures import minhash_signatures, text_band_
 from transforms.split.components import ConnectedComponents
 from transforms.split.nodes import document_nodes
 from transforms.stage import COUNTS, DUPLICATES, MAIN, Output, SplitOutputs, StageOutput, count
-from transforms.storage import filesystem, join_url, read_arrow, write_arrow
+from transforms.split.parking import park, unpark
+from transforms.storage import filesystem, join_url, write_arrow
+from transforms.uris import is_local
 
 STAGE = "near_duplicates"
 BANDS, EDGES, BEST = "bands", "edges", "best"
@@ -171,8 +175,8 @@ def read_bands(urls: list, partition: int) -> pa.Table:
     found = []
     for url in urls:
         fs, local = filesystem(url)
-        with fs.open(local, "rb") as handle:
-            reader = pa.ipc.open_file(handle)
+        with (pa.memory_map(local) if is_local(url) else fs.open(local, "rb")) as source:
+            reader = pa.ipc.open_file(source)
             for index, name in enumerate(reader.schema.metadata[_PARTS].decode().split(",")):
                 part, bucket = map(int, name.split(":"))
                 if part == partition:
@@ -200,7 +204,7 @@ class _ParkFn(beam.DoFn):
     def process(self, element) -> Iterator[Output]:
         bucket, table = element
         path = join_url(self._staging, _FOLDER, f"b{bucket:05d}.arrow")
-        write_arrow(table, path)
+        park(table, path)
         yield Output(MAIN, (bucket, path))
         pieces = 0
         for kind, (nodes, contents) in content_pieces(table).items():
@@ -266,7 +270,7 @@ class _MarkFn(beam.DoFn):
     def process(self, element) -> Iterator[Output]:
         bucket, joined = element
         (path,) = joined[_PARKED]
-        table = read_arrow(path)
+        table = unpark(path)
         component, similarity = _lookup(joined["components"], "component"), _lookup(joined["similarity"], "similarity")
         if component is None:
             yield Output(MAIN, (bucket, table))
