@@ -29,11 +29,11 @@ A one-word change inside a text of w words changes up to 3 of its w - 2 shingles
 so it stays >= 0.9 only from w = 59 words; a word appended at the end: (w - 2) / (w - 1), from w = 11.
 
 Cost (the same values, computed cheaply): ASCII texts skip NFKD and Unicode case folding, which would leave
-them as ascii_lower does; each distinct word is hashed once; the permutations run on uint32 (twice as many to a
-vector instruction as uint64); texts of about the same shingle count are permuted together, their j-th shingles as one
-(PERMUTATIONS, texts) block folded into a running minimum (_signatures), so no step reduces text by text.
-10^6 texts of 5 to 25 words (bench/make_csv.py's labeled rows) take about 0.8 s on one core for the
-signatures after their words, against 1.75 s with 64-bit permutations reduced text by text.
+them as ascii_lower does; each distinct word is hashed once; the permutations run on uint32 (twice as many
+to a vector instruction as uint64); texts of about the same shingle count are permuted together, their j-th
+shingles as one (PERMUTATIONS, texts) block folded into a running minimum (_signatures), so no step reduces
+text by text. 10^6 texts of 5 to 25 words (bench/make_csv.py's labeled rows) take about 0.8 s on one core
+for the signatures after their words, against 1.75 s with 64-bit permutations reduced text by text.
 """
 import hashlib
 import unicodedata
@@ -160,15 +160,15 @@ def minhash_signatures(texts: pa.Array) -> np.ndarray:
     words, counts = word_hashes(texts)
     firsts = np.r_[0, np.cumsum(counts)]
     shingle_words, shingles = [np.zeros(0, dtype=np.uint32)], [np.zeros(0, dtype=np.int64)]
-    for at in range(0, counts.size, SLICE_TEXTS):  # in slices: small temporaries reuse memory, large ones
-        end = min(at + SLICE_TEXTS, counts.size)  # are fresh pages the kernel must clear (a third of the time)
+    for at in range(0, counts.size, SLICE_TEXTS):  # in slices: small temporaries reuse freed memory, where
+        end = min(at + SLICE_TEXTS, counts.size)  # large ones would be fresh pages the kernel must clear
         hashes, own = _shingled(words[firsts[at]:firsts[end]], counts[at:end])
         shingle_words.append(_shingle_words(hashes))
         shingles.append(own)
     return _signatures(np.concatenate(shingle_words), np.concatenate(shingles))
 
 
-def permuted(words: np.ndarray) -> np.ndarray:
+def _permuted(words: np.ndarray) -> np.ndarray:
     """(s,) uint32 shingle words (_shingle_words) -> (PERMUTATIONS, s) uint32: row p is permutation p of
     each, the one minhash_signatures takes the minimum of."""
     out = np.empty((PERMUTATIONS, words.size), dtype=np.uint32)
@@ -211,15 +211,15 @@ def _signatures(words: np.ndarray, shingles: np.ndarray) -> np.ndarray:
     block = np.empty((PERMUTATIONS, BLOCK_TEXTS), dtype=np.uint32)
     least, scratch = np.empty_like(block), np.empty_like(block)
     for first, end in zip(bounds[:-1], bounds[1:]):
-        length = int(lengths[order[first]])
-        for at in range(first, end, BLOCK_TEXTS):
-            texts = order[at:min(at + BLOCK_TEXTS, end)]
-            if length == 0:
-                continue
-            if length > LONG_TEXT:
-                for text in texts:
-                    signatures[text] = _long_signature(words[starts[text]:starts[text] + shingles[text]])
-                continue
+        length, group = int(lengths[order[first]]), order[first:end]
+        if length == 0:
+            continue
+        if length > LONG_TEXT:
+            for text in group:
+                signatures[text] = _long_signature(words[starts[text]:starts[text] + shingles[text]])
+            continue
+        for at in range(0, group.size, BLOCK_TEXTS):
+            texts = group[at:at + BLOCK_TEXTS]
             own_starts, own_last = starts[texts], shingles[texts] - 1
             low, out, spare = least[:, :texts.size], block[:, :texts.size], scratch[:, :texts.size]
             low.fill(EMPTY)
@@ -233,7 +233,7 @@ def _long_signature(words: np.ndarray) -> np.ndarray:
     """One long text's _shingle_words -> its (PERMUTATIONS,) signature, MINHASH_CHUNK shingles at a time."""
     least = np.full(PERMUTATIONS, EMPTY, dtype=np.uint32)
     for low in range(0, words.size, MINHASH_CHUNK):
-        np.minimum(least, permuted(words[low:low + MINHASH_CHUNK]).min(axis=1), out=least)
+        np.minimum(least, _permuted(words[low:low + MINHASH_CHUNK]).min(axis=1), out=least)
     return least
 
 

@@ -16,7 +16,6 @@ from transforms.duplicates.text_signatures import (BANDS, EMPTY, NORMALIZED_TAG,
                                                    _RARE_FOLDS, _SPACE_RUNS, minhash_signatures,
                                                    normalized_text_keys, normalized_texts, shingle_hashes,
                                                    text_band_keys, text_similarity)
-from transforms.hashing import folded_hashes
 
 THRESHOLD = 0.9
 FULLWIDTH = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}
