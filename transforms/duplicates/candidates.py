@@ -44,6 +44,17 @@ def tagged_keys(hashes: np.ndarray, tag: int) -> np.ndarray:
     return (np.uint64(tag) << TAG_SHIFT) | (hashes & _LOW)
 
 
+def shared_keys(keys: np.ndarray) -> np.ndarray:
+    """(m,) uint64 keys -> indices of the keys that another row shares, ascending: the only rows that can
+    give a pair, so that the pieces of all other rows need no signature."""
+    if keys.size < 2:
+        return np.zeros(0, dtype=np.intp)
+    order = np.argsort(keys)  # not stable: only which rows are shared matters
+    ordered = keys[order]
+    equal = ordered[1:] == ordered[:-1]
+    return np.sort(order[np.r_[equal, False] | np.r_[False, equal]])
+
+
 def similar_pairs(keys: np.ndarray, nodes: np.ndarray, signatures: np.ndarray,
                   similarity: Callable[[np.ndarray, np.ndarray], np.ndarray], threshold: float,
                   larger_is_closer: bool = True, max_run: int = MAX_RUN, window: int = WINDOW,

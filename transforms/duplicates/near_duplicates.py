@@ -4,8 +4,9 @@ those of a near-duplicate cluster marked with `duplicate_group` (the id kept for
 duplicate record.
 
     (bucket, table) -> park the table in the staging folder; its content pieces (a document's own text,
-                       image or point cloud, or each chunk's) -> signatures and band keys -> band rows,
-                       gathered per kind over a worker's buckets into band files in the staging folder
+                       image or point cloud, or each chunk's) -> signatures and band keys -> band rows and
+                       signatures, gathered per kind over a worker's buckets into band files in the staging
+                       folder
     band files      -> grouped by (kind, band key partition): pairs of documents that share a band key,
                        verified on their signatures (transforms/duplicates/candidates.py) -> edges
     edges           -> ConnectedComponents: a cluster's id is its smallest document key, so the kept
@@ -18,12 +19,14 @@ buckets (the group stage cut them so), so a cluster member's answer goes straigh
 Band rows go through the staging folder, as the group stage's candidates do: only (partition, path) pairs
 cross the shuffle (on the DirectRunner, 200 MB of band rows in shuffled elements cost as much as all the
 signatures: Beam's data channel copies them a dozen times). A band file holds a record batch per partition
-and bucket, a row per piece with the piece's keys of that partition (its signature once, not once per key);
-a file gathers many buckets, so the pairs step opens a few files, not one per bucket. A text's
+and bucket, a row per piece with the piece's keys of that partition; a file gathers many buckets, so the
+pairs step opens a few files, not one per bucket. Each piece's signature is written once, beside the band
+file, in batches of SIGNATURE_ROWS pieces, and the pairs step reads only the batches of pieces that share a
+key with another: most pieces share none, so most signatures are never read. A text's
 MinHash signature is kept as one byte per permutation (the low byte: equal entries stay equal, unequal
-ones collide 1 time in 256, which raises an estimated similarity by at most 0.4 points). Parked tables and
-band files are parked as the split stage's are (transforms/split/parking.py): on a local disk they are
-memory-mapped when read, so reading one copies nothing into fresh memory.
+ones collide 1 time in 256, which raises an estimated similarity by at most 0.4 points). Tables are parked as
+the split stage parks them (transforms/split/parking.py), and band files are written the same way: on a
+local disk both are memory-mapped when read, so reading one copies nothing into fresh memory.
 """
 from __future__ import annotations  # keeps Beam from reading StageOutput annotations as element types
 
@@ -39,7 +42,7 @@ import pyarrow.compute as pc
 from schemas.options import DuplicateOptions
 from transforms.coders import BUCKET_TABLE, batch_bytes, bytes_batch
 from transforms.document_keys import hex_ids
-from transforms.duplicates.candidates import similar_pairs
+from transforms.duplicates.candidates import shared_keys, similar_pairs
 from transforms.duplicates.cloud_signatures import CLOUD_MATCH, cloud_band_keys, cloud_signatures, cloud_similarity
 from transforms.duplicates.records import NEAR, compact, duplicate_records
 from transforms.duplicates.text_signatures import minhash_signatures, text_band_keys, text_similarity
@@ -55,7 +58,8 @@ BANDS, EDGES, BEST = "bands", "edges", "best"
 _PARKED = "parked"
 _FOLDER = "near_duplicates"  # in the staging folder: parked tables and band files
 _PARTS = b"parts"  # band file schema metadata: "partition:bucket" of each record batch, comma-separated
-BAND_FILE_BYTES = 64 << 20  # a band file holds about this much of a worker's band rows
+BAND_FILE_BYTES = 64 << 20  # a band file holds about this much of a worker's band rows and signatures
+SIGNATURE_ROWS = 4096  # pieces per record batch of signatures: a pairs step reads the batches it needs
 TEXT, IMAGE, MESH = "text", "image", "mesh"
 
 
@@ -101,37 +105,50 @@ def piece_signatures(kind: str, nodes: np.ndarray, contents, options: DuplicateO
     return nodes, cloud_band_keys(signatures), np.ascontiguousarray(signatures, dtype="<f4").view(np.uint8)
 
 
-def band_rows(nodes: np.ndarray, keys: np.ndarray, signatures: np.ndarray, partitions: int) -> Iterator[tuple]:
-    """Pieces (nodes (k,) uint64, band keys (k, bands) uint64, signatures (k, width) uint8) -> (partition,
-    batch) for each band-key partition (key % partitions) that holds keys: a row per piece with keys there,
-    `node` uint64, `signature` fixed-size binary and `keys` list<uint64> (its keys in the partition), so that
-    a signature crosses the shuffle once per partition, not once per key."""
+def band_rows(nodes: np.ndarray, keys: np.ndarray, partitions: int) -> Iterator[tuple]:
+    """Pieces (nodes (k,) uint64, band keys (k, bands) uint64) -> (partition, batch) for each band-key
+    partition (key % partitions) that holds keys: a row per piece with keys there, `node` uint64, `piece`
+    int32 (its row among the bucket's pieces, where its signature is: signature_batches) and `keys`
+    list<uint64> (its keys in the partition)."""
     partition = keys % np.uint64(partitions)
-    width = signatures.shape[1]
     for part in np.unique(partition):
         mine = partition == part
         held = np.count_nonzero(mine, axis=1)
         rows = np.flatnonzero(held)
-        data = np.ascontiguousarray(signatures if rows.size == len(nodes) else signatures[rows]).reshape(-1)
         yield int(part), pa.RecordBatch.from_pydict({
             "node": nodes[rows],
-            "signature": pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), rows.size, [None, pa.py_buffer(data)]),
+            "piece": rows.astype(np.int32),
             "keys": pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(held[rows])].astype(np.int32)),
                                              pa.array(keys[mine]))})  # row by row: each piece's keys in order
 
 
-def verified_pairs(kind: str, rows: pa.Table, options: DuplicateOptions) -> tuple:
-    """band_rows batches of one kind and partition -> (a, b, similarity): pairs of documents that share a
-    band key and are near duplicates by their signatures (similarity in [0, 1]; images: 1 - differing bits
-    / 64)."""
+def signature_batches(signatures: np.ndarray) -> list[pa.RecordBatch]:
+    """A bucket's (k, width) uint8 signatures -> record batches of SIGNATURE_ROWS pieces each (the last one
+    shorter), one fixed-size binary column `signature`: chunk c holds pieces c * SIGNATURE_ROWS onwards."""
+    width = signatures.shape[1]
+    batches = []
+    for low in range(0, len(signatures), SIGNATURE_ROWS):
+        data = np.ascontiguousarray(signatures[low:low + SIGNATURE_ROWS]).reshape(-1)
+        column = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(data) // width, [None, pa.py_buffer(data)])
+        batches.append(pa.RecordBatch.from_arrays([column], ["signature"]))
+    return batches
+
+
+def verified_pairs(kind: str, rows: pa.Table, signatures_of, options: DuplicateOptions) -> tuple:
+    """read_bands rows of one kind and partition, and signatures_of(row indices) -> (r, width) uint8 those
+    rows' signatures -> (a, b, similarity): pairs of documents that share a band key and are near duplicates
+    by their signatures (similarity in [0, 1]; images: 1 - differing bits / 64). Only the signatures of
+    pieces that share a key with another are asked for."""
     nodes = rows.column("node").to_numpy()
     lists = rows.column("keys").combine_chunks()
     keys = lists.flatten().to_numpy()
     owners = np.repeat(np.arange(len(lists)), np.asarray(pc.list_value_length(lists)))
-    raw = rows.column("signature").combine_chunks()
-    width = raw.type.byte_width
-    data = np.frombuffer(raw.buffers()[1], dtype=np.uint8, count=len(raw) * width, offset=raw.offset * width)
-    signatures = data.reshape(-1, width)
+    shared = shared_keys(keys)
+    pieces = np.unique(owners[shared])
+    if not pieces.size:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.float64)
+    keys, owners, nodes, signatures = keys[shared], np.searchsorted(pieces, owners[shared]), nodes[pieces], \
+        signatures_of(pieces)
     if kind == TEXT:
         return similar_pairs(keys, nodes, signatures, text_similarity, options.text_threshold, owners=owners)
     if kind == IMAGE:
@@ -145,13 +162,15 @@ def verified_pairs(kind: str, rows: pa.Table, options: DuplicateOptions) -> tupl
 
 
 class BandFile:
-    """Band rows of one kind gathered from the buckets of a bundle for one file in the staging folder:
-    {partition: [(bucket, band_rows batch)]}, their size, the file's path. Written as a record batch per
-    (partition, bucket), each one's "partition:bucket" listed in the schema metadata (read_bands)."""
+    """Band rows of one kind gathered from the buckets of a bundle for two files in the staging folder: the
+    band rows, {partition: [(bucket, band_rows batch)]}, at `path`, and each bucket's signature_batches at
+    signatures_path(path); their size. Each file lists its record batches' names in its schema metadata
+    ("partition:bucket" and "bucket:chunk"), so that a reader takes only the batches it needs."""
 
     def __init__(self, staging: str, kind: str):
         self.path = join_url(staging, _FOLDER, f"{kind}-{uuid.uuid4().hex}.arrow")
         self.parts: dict[int, list] = {}
+        self.signatures: list = []
         self.nbytes = 0
 
     def add(self, partition: int, bucket: int, batch: pa.RecordBatch) -> bool:
@@ -161,27 +180,74 @@ class BandFile:
         self.nbytes += batch.nbytes
         return first
 
+    def add_signatures(self, bucket: int, signatures: np.ndarray) -> None:
+        """Gather a bucket's (k, width) uint8 signatures, in the order of its band rows' `piece`."""
+        for chunk, batch in enumerate(signature_batches(signatures)):
+            self.signatures.append((f"{bucket}:{chunk}", batch))
+            self.nbytes += batch.nbytes
+
     def write(self) -> None:
-        parts = [(f"{partition}:{bucket}", batch) for partition in sorted(self.parts)
-                 for bucket, batch in self.parts[partition]]
-        schema = parts[0][1].schema.with_metadata({_PARTS: ",".join(name for name, _ in parts).encode()})
-        write_arrow(pa.Table.from_batches([batch.replace_schema_metadata(schema.metadata) for _, batch in parts],
-                                          schema=schema), self.path)
+        _write_named([(f"{partition}:{bucket}", batch) for partition in sorted(self.parts)
+                      for bucket, batch in self.parts[partition]], self.path)
+        _write_named(self.signatures, signatures_path(self.path))
+
+
+def signatures_path(path: str) -> str:
+    """A band file's path -> the path of its signatures' file."""
+    return path[:-len(".arrow")] + ".signatures.arrow"
+
+
+def _write_named(parts: list, url: str) -> None:
+    """(name, record batch) pairs of one schema -> one Arrow file, the names listed in its schema metadata."""
+    schema = parts[0][1].schema.with_metadata({_PARTS: ",".join(name for name, _ in parts).encode()})
+    write_arrow(pa.Table.from_batches([batch.replace_schema_metadata(schema.metadata) for _, batch in parts],
+                                      schema=schema), url)
+
+
+def _named_batches(url: str, wanted) -> Iterator[tuple]:
+    """An Arrow file written by _write_named -> (name, record batch) for each name for which wanted(name) is
+    true; only those batches are read (memory-mapped on a local disk)."""
+    fs, local = filesystem(url)
+    with (pa.memory_map(local) if is_local(url) else fs.open(local, "rb")) as source:
+        reader = pa.ipc.open_file(source)
+        for index, name in enumerate(reader.schema.metadata[_PARTS].decode().split(",")):
+            if wanted(name):
+                yield name, reader.get_batch(index).replace_schema_metadata(None)
 
 
 def read_bands(urls: list, partition: int) -> pa.Table:
-    """A partition's band rows in BandFiles (only its record batches are read), bucket after bucket: the same
-    rows in the same order however the buckets were gathered into files."""
+    """A partition's band rows in BandFiles (only its record batches are read), bucket after bucket (the same
+    rows in the same order however the buckets were gathered into files), with `file` (the index of its
+    file in urls) and `bucket` int32 columns added to find each piece's signature (read_signatures)."""
     found = []
-    for url in urls:
-        fs, local = filesystem(url)
-        with (pa.memory_map(local) if is_local(url) else fs.open(local, "rb")) as source:
-            reader = pa.ipc.open_file(source)
-            for index, name in enumerate(reader.schema.metadata[_PARTS].decode().split(",")):
-                part, bucket = map(int, name.split(":"))
-                if part == partition:
-                    found.append((bucket, reader.get_batch(index).replace_schema_metadata(None)))
+    for number, url in enumerate(urls):
+        for name, batch in _named_batches(url, lambda name: name.split(":")[0] == str(partition)):
+            bucket = int(name.split(":")[1])
+            found.append((bucket, batch.append_column("file", pa.array(np.full(batch.num_rows, number, np.int32)))
+                          .append_column("bucket", pa.array(np.full(batch.num_rows, bucket, np.int32)))))
     return pa.Table.from_batches([batch for _, batch in sorted(found, key=lambda item: item[0])])
+
+
+def read_signatures(urls: list, rows: pa.Table, wanted: np.ndarray) -> np.ndarray:
+    """read_bands rows and indices of some of them -> (len(wanted), width) uint8 their pieces' signatures,
+    from the signature files of urls; only the record batches that hold them are read."""
+    files, buckets, pieces = (rows.column(name).to_numpy()[wanted] for name in ("file", "bucket", "piece"))
+    chunks = pieces // SIGNATURE_ROWS
+    out = None
+    for number in np.unique(files):
+        mine = files == number
+        names = {f"{bucket}:{chunk}" for bucket, chunk in zip(buckets[mine].tolist(), chunks[mine].tolist())}
+        for name, batch in _named_batches(signatures_path(urls[number]), names.__contains__):
+            column = batch.column(0)
+            width = column.type.byte_width
+            data = np.frombuffer(column.buffers()[1], dtype=np.uint8, count=len(column) * width,
+                                 offset=column.offset * width).reshape(-1, width)
+            if out is None:
+                out = np.zeros((wanted.size, width), dtype=np.uint8)
+            bucket, chunk = map(int, name.split(":"))
+            here = np.flatnonzero(mine & (buckets == bucket) & (chunks == chunk))
+            out[here] = data[pieces[here] - chunk * SIGNATURE_ROWS]
+    return out
 
 
 class _ParkFn(beam.DoFn):
@@ -212,10 +278,11 @@ class _ParkFn(beam.DoFn):
             if kind not in self._files:
                 self._files[kind] = BandFile(self._staging, kind)
             band = self._files[kind]
-            signed = piece_signatures(kind, nodes, contents, self._options)
-            for partition, batch in band_rows(*signed, self._partitions):
+            signed, keys, signatures = piece_signatures(kind, nodes, contents, self._options)
+            for partition, batch in band_rows(signed, keys, self._partitions):
                 if band.add(partition, bucket, batch):
                     yield Output(BANDS, (f"{kind}:{partition}", band.path))
+            band.add_signatures(bucket, signatures)
             if band.nbytes >= self._file_bytes:
                 self._files.pop(kind).write()
         yield Output(COUNTS, count(STAGE, near_duplicate_pieces=pieces))
@@ -232,7 +299,9 @@ def _pairs_step(element, options: DuplicateOptions, buckets: int) -> Iterator[Ou
     (node, similarity) rows as bytes)) for both ends of every verified pair."""
     kind_partition, paths = element
     kind, partition = kind_partition.split(":")
-    a, b, similarity = verified_pairs(kind, read_bands(sorted(set(paths)), int(partition)), options)
+    urls = sorted(set(paths))
+    rows = read_bands(urls, int(partition))
+    a, b, similarity = verified_pairs(kind, rows, lambda wanted: read_signatures(urls, rows, wanted), options)
     if not len(a):
         return
     yield Output(EDGES, np.column_stack([a, b]).astype(np.uint64))
