@@ -24,9 +24,9 @@ pairs step opens a few files, not one per bucket. Each piece's signature is writ
 file, in batches of SIGNATURE_ROWS pieces, and the pairs step reads only the batches of pieces that share a
 key with another: most pieces share none, so most signatures are never read. A text's
 MinHash signature is kept as one byte per permutation (the low byte: equal entries stay equal, unequal
-ones collide 1 time in 256, which raises an estimated similarity by at most 0.4 points). Tables are parked as
-the split stage parks them (transforms/split/parking.py), and band files are written the same way: on a
-local disk both are memory-mapped when read, so reading one copies nothing into fresh memory.
+ones collide 1 time in 256, which raises an estimated similarity by at most 0.4 points). Tables and band files
+are parked as the split stage parks its files (transforms/split/parking.py): on a local disk they are
+memory-mapped when read, so reading one copies nothing into fresh memory.
 """
 from __future__ import annotations  # keeps Beam from reading StageOutput annotations as element types
 
@@ -49,15 +49,13 @@ from transforms.duplicates.text_signatures import minhash_signatures, text_band_
 from transforms.split.components import ConnectedComponents
 from transforms.split.nodes import document_nodes
 from transforms.stage import COUNTS, DUPLICATES, MAIN, Output, SplitOutputs, StageOutput, count
-from transforms.split.parking import park, unpark
-from transforms.storage import filesystem, join_url, write_arrow
-from transforms.uris import is_local
+from transforms.split.parking import park, park_parts, unpark, unpark_parts
+from transforms.storage import join_url
 
 STAGE = "near_duplicates"
 BANDS, EDGES, BEST = "bands", "edges", "best"
 _PARKED = "parked"
 _FOLDER = "near_duplicates"  # in the staging folder: parked tables and band files
-_PARTS = b"parts"  # band file schema metadata: "partition:bucket" of each record batch, comma-separated
 BAND_FILE_BYTES = 64 << 20  # a band file holds about this much of a worker's band rows and signatures
 SIGNATURE_ROWS = 4096  # pieces per record batch of signatures: a pairs step reads the batches it needs
 TEXT, IMAGE, MESH = "text", "image", "mesh"
@@ -147,8 +145,8 @@ def verified_pairs(kind: str, rows: pa.Table, signatures_of, options: DuplicateO
     pieces = np.unique(owners[shared])
     if not pieces.size:
         return np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.float64)
-    keys, owners, nodes, signatures = keys[shared], np.searchsorted(pieces, owners[shared]), nodes[pieces], \
-        signatures_of(pieces)
+    keys, owners = keys[shared], np.searchsorted(pieces, owners[shared])
+    nodes, signatures = nodes[pieces], signatures_of(pieces)
     if kind == TEXT:
         return similar_pairs(keys, nodes, signatures, text_similarity, options.text_threshold, owners=owners)
     if kind == IMAGE:
@@ -187,32 +185,14 @@ class BandFile:
             self.nbytes += batch.nbytes
 
     def write(self) -> None:
-        _write_named([(f"{partition}:{bucket}", batch) for partition in sorted(self.parts)
-                      for bucket, batch in self.parts[partition]], self.path)
-        _write_named(self.signatures, signatures_path(self.path))
+        park_parts([(f"{partition}:{bucket}", batch) for partition in sorted(self.parts)
+                    for bucket, batch in self.parts[partition]], self.path)
+        park_parts(self.signatures, signatures_path(self.path))
 
 
 def signatures_path(path: str) -> str:
     """A band file's path -> the path of its signatures' file."""
     return path[:-len(".arrow")] + ".signatures.arrow"
-
-
-def _write_named(parts: list, url: str) -> None:
-    """(name, record batch) pairs of one schema -> one Arrow file, the names listed in its schema metadata."""
-    schema = parts[0][1].schema.with_metadata({_PARTS: ",".join(name for name, _ in parts).encode()})
-    write_arrow(pa.Table.from_batches([batch.replace_schema_metadata(schema.metadata) for _, batch in parts],
-                                      schema=schema), url)
-
-
-def _named_batches(url: str, wanted) -> Iterator[tuple]:
-    """An Arrow file written by _write_named -> (name, record batch) for each name for which wanted(name) is
-    true; only those batches are read (memory-mapped on a local disk)."""
-    fs, local = filesystem(url)
-    with (pa.memory_map(local) if is_local(url) else fs.open(local, "rb")) as source:
-        reader = pa.ipc.open_file(source)
-        for index, name in enumerate(reader.schema.metadata[_PARTS].decode().split(",")):
-            if wanted(name):
-                yield name, reader.get_batch(index).replace_schema_metadata(None)
 
 
 def read_bands(urls: list, partition: int) -> pa.Table:
@@ -221,7 +201,7 @@ def read_bands(urls: list, partition: int) -> pa.Table:
     file in urls) and `bucket` int32 columns added to find each piece's signature (read_signatures)."""
     found = []
     for number, url in enumerate(urls):
-        for name, batch in _named_batches(url, lambda name: name.split(":")[0] == str(partition)):
+        for name, batch in unpark_parts(url, lambda name: name.split(":")[0] == str(partition)):
             bucket = int(name.split(":")[1])
             found.append((bucket, batch.append_column("file", pa.array(np.full(batch.num_rows, number, np.int32)))
                           .append_column("bucket", pa.array(np.full(batch.num_rows, bucket, np.int32)))))
@@ -237,7 +217,7 @@ def read_signatures(urls: list, rows: pa.Table, wanted: np.ndarray) -> np.ndarra
     for number in np.unique(files):
         mine = files == number
         names = {f"{bucket}:{chunk}" for bucket, chunk in zip(buckets[mine].tolist(), chunks[mine].tolist())}
-        for name, batch in _named_batches(signatures_path(urls[number]), names.__contains__):
+        for name, batch in unpark_parts(signatures_path(urls[number]), names.__contains__):
             column = batch.column(0)
             width = column.type.byte_width
             data = np.frombuffer(column.buffers()[1], dtype=np.uint8, count=len(column) * width,

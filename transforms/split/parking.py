@@ -8,6 +8,8 @@ memory-mapped when read (a reader touches only the columns and record batches it
 object stores.
 """
 
+from typing import Callable, Iterator
+
 import pyarrow as pa
 
 from transforms.storage import filesystem, read_arrow, write_arrow
@@ -29,17 +31,27 @@ def unpark(url: str) -> pa.Table:
         return pa.ipc.open_file(source).read_all()
 
 
-def park_parts(parts: list[tuple[int, pa.RecordBatch]], url: str) -> None:
-    """(part, record batch) pairs of one schema -> one file at url, each part's batch readable alone."""
+def park_parts(parts: list[tuple], url: str) -> None:
+    """(part, record batch) pairs of one schema -> one file at url, each part's batch readable alone; a part
+    is named by str(part), and names hold no comma."""
     listed = ",".join(str(part) for part, _ in parts).encode()
     schema = parts[0][1].schema.with_metadata({_PARTS: listed})
     park(pa.Table.from_batches([batch.replace_schema_metadata(schema.metadata) for _, batch in parts], schema), url)
 
 
-def unpark_part(url: str, part: int) -> pa.RecordBatch:
-    """One part's record batch of a file written by park_parts (only that batch is read)."""
+def unpark_parts(url: str, wanted: Callable[[str], bool]) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """(name, record batch) of each part of a file written by park_parts whose name wanted(name) accepts, in
+    the file's order; only those batches are read."""
     fs, path = filesystem(url)
     with (pa.memory_map(path) if is_local(url) else fs.open(path, "rb")) as source:
         reader = pa.ipc.open_file(source)
-        index = reader.schema.metadata[_PARTS].decode().split(",").index(str(part))
-        return reader.get_batch(index).replace_schema_metadata(None)
+        for index, name in enumerate(reader.schema.metadata[_PARTS].decode().split(",")):
+            if wanted(name):
+                yield name, reader.get_batch(index).replace_schema_metadata(None)
+
+
+def unpark_part(url: str, part) -> pa.RecordBatch:
+    """One part's record batch of a file written by park_parts (only that batch is read)."""
+    for _, batch in unpark_parts(url, str(part).__eq__):
+        return batch
+    raise ValueError(f"{url} has no part {part}")
