@@ -45,7 +45,7 @@ from transforms.document_keys import hex_ids
 from transforms.duplicates.candidates import shared_keys, similar_pairs
 from transforms.duplicates.cloud_signatures import CLOUD_MATCH, cloud_band_keys, cloud_signatures, cloud_similarity
 from transforms.duplicates.records import NEAR, compact, duplicate_records
-from transforms.duplicates.text_signatures import minhash_signatures, text_band_keys, text_similarity
+from transforms.duplicates.text_signatures import minhash_keys, text_similarity
 from transforms.split.components import ConnectedComponents
 from transforms.split.nodes import document_nodes
 from transforms.stage import COUNTS, DUPLICATES, MAIN, Output, SplitOutputs, StageOutput, count
@@ -89,8 +89,7 @@ def piece_signatures(kind: str, nodes: np.ndarray, contents, options: DuplicateO
     those that have a signature: a text's MinHash (the low byte of each entry), an image's hash (8 bytes,
     little-endian; an image Pillow cannot decode has none), a cloud's descriptor (float32 bytes)."""
     if kind == TEXT:
-        signatures = minhash_signatures(contents)
-        return nodes, text_band_keys(signatures), signatures.astype(np.uint8)  # the low byte
+        return (nodes, *minhash_keys(contents))
     if kind == IMAGE:
         from transforms.duplicates.image_signatures import image_band_keys, image_hashes  # Pillow: images only
 

@@ -1,7 +1,8 @@
 """Texts -> what finds their near duplicates: a normalised form, a MinHash signature and its LSH band keys.
 
 In: a pyarrow string array of n texts. Out: normalised texts (n,); MinHash signatures (n, PERMUTATIONS)
-uint32; band keys (n, BANDS) uint64; the key of each normalised text (n,) uint64. All vectorized with
+uint32; band keys (n, BANDS) uint64; the key of each normalised text (n,) uint64; minhash_keys, what the
+near-duplicate stage keeps: the band keys and each signature entry's low byte. All vectorized with
 pyarrow.compute and numpy; every constant comes from fixed bytes, so a text has the same signature and
 keys on every run and machine.
 
@@ -14,9 +15,10 @@ utf8_normalize returns NFKD even when asked for NFKC (apache/arrow#51225, fixed 
 NFKD gives the same keys before and after that fix.
 
 MinHash: the shingles of a text are its runs of SHINGLE_WORDS consecutive words (a shorter text is one
-shingle of all its words), each hashed once from its words' hashes and folded to 32 bits; permutation p
-maps a folded shingle w to murmur3's 32-bit finaliser, without its last step, of w ^ seed p (each step a
-bijection of uint32), and the signature keeps each permutation's minimum. Two texts agree on an entry with
+shingle of all its words), each hashed once from its words' hashes and folded to an odd 32-bit word w;
+permutation p maps w to w times the odd multiplier p modulo 2^32 (a bijection of the odd numbers: the
+words are already well mixed hashes, so one multiply per permutation gives orders as good as independent
+ones), and the signature keeps each permutation's minimum. Two texts agree on an entry with
 probability their shingle sets' Jaccard similarity, which text_similarity estimates (standard error
 sqrt(J (1 - J) / 64), 0.04 at J = 0.9: a pair at true Jaccard 0.944 is estimated below 0.9 about 1 time in
 20; tests/transforms/duplicates/test_text_signatures.py checks the estimate's bias and spread).
@@ -29,14 +31,17 @@ A one-word change inside a text of w words changes up to 3 of its w - 2 shingles
 so it stays >= 0.9 only from w = 59 words; a word appended at the end: (w - 2) / (w - 1), from w = 11.
 
 Cost (the same values, computed cheaply): ASCII texts skip NFKD and Unicode case folding, which would leave
-them as ascii_lower does; each distinct word is hashed once; the permutations run on uint32 (twice as many
-to a vector instruction as uint64); texts of about the same shingle count are permuted together, their j-th
-shingles as one (PERMUTATIONS, texts) block folded into a running minimum (_signatures), so no step reduces
-text by text. 10^6 texts of 5 to 25 words (bench/make_csv.py's labeled rows) take about 0.8 s on one core
-for the signatures after their words, against 1.75 s with 64-bit permutations reduced text by text.
+them as ascii_lower does; the words are cut out of the normalised texts' own bytes at their spaces, and
+each distinct word is hashed once; a permutation is one uint32 multiply (twice as many to a vector
+instruction as uint64); texts of about the same shingle count are permuted together, their j-th shingles
+as one (PERMUTATIONS, texts) block folded into a running minimum (_signatures), so no step reduces text by
+text; band keys fold a band's words by multiply and exclusive-or with one avalanche at the end. The
+stage's minhash_keys turns each block into keys and low bytes at once: the (n, PERMUTATIONS) uint32
+signatures are never held.
 """
 import hashlib
 import unicodedata
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -52,13 +57,12 @@ SHINGLE_WORDS = 3
 NORMALIZED_TAG = BANDS  # the tag of normalized_text_keys: a band key of its own, after the MinHash bands
 EMPTY = np.uint32(0xFFFFFFFF)  # every entry of the signature of a text with no words
 
-_SEEDS = np.frombuffer(hashlib.shake_128(b"finetune-etl minhash32").digest(4 * PERMUTATIONS), dtype="<u4")
-_SEEDS = _SEEDS.astype(np.uint32)  # (PERMUTATIONS,) native uint32
+_MULTIPLIERS = np.frombuffer(hashlib.shake_128(b"finetune-etl minhash32").digest(4 * PERMUTATIONS), dtype="<u4")
+_MULTIPLIERS = (_MULTIPLIERS.astype(np.uint32) | np.uint32(1))[:, None]  # (PERMUTATIONS, 1) odd, native uint32
 _SHINGLE_SALT = np.uint64(0x5A1F_9E37_0B0E_D0C5)
-_BAND_SALT = np.uint64(0xBA4D_5EED_0F1E_2A7B)
-_S13, _S16, _S32 = np.uint32(13), np.uint32(16), np.uint64(32)
-_C1, _C2 = np.uint32(0x85EB_CA6B), np.uint32(0xC2B2_AE35)  # murmur3's 32-bit finaliser constants
-_SEED_PARTS = _SEEDS ^ (_SEEDS >> _S16)  # the seeds' part of the finaliser's first step
+_BAND_SALTS = np.uint64(0xBA4D_5EED_0F1E_2A7B) ^ np.arange(BANDS, dtype=np.uint64)  # (BANDS,)
+_BAND_MULTIPLIER = np.uint64(0x9E37_79B9_7F4A_7C15)  # odd: multiplying by it is a bijection of uint64
+_S32 = np.uint64(32)
 SLICE_TEXTS = 4096  # texts shingled, and signatures turned into band keys, at once
 BLOCK_TEXTS = 4096  # texts permuted at once: (PERMUTATIONS, BLOCK_TEXTS) uint32 buffers of 1 MiB
 MINHASH_CHUNK = 4096  # shingles of a long text permuted at once
@@ -82,6 +86,11 @@ _RARE = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in _RARE_FOLDS) + "]"
 def normalized_texts(texts: pa.Array) -> pa.Array:
     """(n,) string array -> (n,) string array: NFKD, case-folded, without punctuation or symbols, single
     spaces between words, no space at the ends; null -> ''."""
+    return pc.utf8_trim(_spaced_texts(texts), " ")
+
+
+def _spaced_texts(texts: pa.Array) -> pa.Array:
+    """(n,) string array -> (n,) normalized_texts, except that a text may still start or end with one space."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     texts = pc.fill_null(texts.cast(pa.string()), "")
@@ -89,8 +98,7 @@ def normalized_texts(texts: pa.Array) -> pa.Array:
     other = np.asarray(pc.invert(pc.string_is_ascii(texts)))
     if other.any():
         folded = pc.replace_with_mask(folded, pa.array(other), _unicode_folded(texts.filter(pa.array(other))))
-    spaced = pc.replace_substring_regex(pc.replace_substring_regex(folded, _DROPPED, ""), _SPACE_RUNS, " ")
-    return pc.utf8_trim(spaced, " ")
+    return pc.replace_substring_regex(pc.replace_substring_regex(folded, _DROPPED, ""), _SPACE_RUNS, " ")
 
 
 def _unicode_folded(texts: pa.Array) -> pa.Array:
@@ -114,19 +122,22 @@ def normalized_text_keys(texts: pa.Array) -> np.ndarray:
 
 def word_hashes(texts: pa.Array) -> tuple:
     """(n,) string array -> (hashes (w,) uint64 of every text's normalised words, text after text; (n,) int64
-    number of words of each text)."""
-    normalized = normalized_texts(texts)
-    split = pc.split_pattern(normalized, " ")  # its words are between single spaces; '' is one empty word
-    hashes = category_hashes(pc.list_flatten(split))  # each distinct word hashed once
-    counts = np.asarray(pc.list_value_length(split)).astype(np.int64)
-    empty = np.flatnonzero(np.asarray(pc.equal(normalized, "")))
-    if empty.size:
-        offsets = np.asarray(split.offsets)
-        kept = np.ones(hashes.size, dtype=bool)
-        kept[offsets[empty] - offsets[0]] = False
-        hashes = hashes[kept]
-        counts[empty] = 0
-    return hashes, counts
+    number of words of each text).
+
+    Each word is hashed with the space that follows it: a space is put after every text, so that every
+    word ends at a space, and the words are cut out of the texts' own bytes (no copy) where the spaces are.
+    A lone space is no word (one starts or ends some texts: _spaced_texts)."""
+    ended = pc.binary_join_element_wise(_spaced_texts(texts), " ", "")
+    _, offsets_buffer, data_buffer = ended.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=len(ended) + 1, offset=ended.offset * 4)
+    data = np.frombuffer(data_buffer, dtype=np.uint8)
+    ends = np.flatnonzero(data[offsets[0]:offsets[-1]] == ord(" ")) + (offsets[0] + 1)  # a word ends after each space
+    bounds = np.r_[offsets[0], ends].astype(np.int32)
+    words = pa.Array.from_buffers(pa.string(), ends.size, [None, pa.py_buffer(bounds), data_buffer])
+    real = np.diff(bounds) > 1
+    real_before = np.r_[0, np.cumsum(real)]
+    counts = np.diff(real_before[np.searchsorted(ends, offsets, side="right")]).astype(np.int64)
+    return category_hashes(words)[real], counts  # each distinct word hashed once
 
 
 def shingle_hashes(texts: pa.Array) -> tuple:
@@ -157,6 +168,31 @@ def _shingled(words: np.ndarray, counts: np.ndarray) -> tuple:
 def minhash_signatures(texts: pa.Array) -> np.ndarray:
     """(n,) string array -> (n, PERMUTATIONS) uint32 MinHash signatures of the normalised texts' word
     shingles; a text without words gets EMPTY in every entry."""
+    signatures = np.full((len(texts), PERMUTATIONS), EMPTY, dtype=np.uint32)
+    for rows, block in _signed_blocks(texts):
+        signatures[rows] = block
+    return signatures
+
+
+def minhash_keys(texts: pa.Array) -> tuple:
+    """(n,) string array -> what finds near duplicates among them: (text_band_keys (n, BANDS) uint64, the low
+    byte of each signature entry (n, PERMUTATIONS) uint8), taken block by block, so that the signatures
+    are never held whole."""
+    keys = np.empty((len(texts), BANDS), dtype=np.uint64)
+    low = np.empty((len(texts), PERMUTATIONS), dtype=np.uint8)
+    signed = np.zeros(len(texts), dtype=bool)
+    for rows, block in _signed_blocks(texts):
+        keys[rows] = _band_keys_slice(block)
+        low[rows] = block  # the low byte (numpy casts by truncation)
+        signed[rows] = True
+    keys[~signed] = _band_keys_slice(np.full((1, PERMUTATIONS), EMPTY, dtype=np.uint32))  # texts without words
+    low[~signed] = EMPTY & 0xFF
+    return keys, low
+
+
+def _signed_blocks(texts: pa.Array) -> Iterator[tuple]:
+    """(n,) string array -> (rows, (len(rows), PERMUTATIONS) uint32 their signatures) for the texts with
+    words, in blocks; a block is valid until the next one is taken."""
     words, counts = word_hashes(texts)
     firsts = np.r_[0, np.cumsum(counts)]
     shingle_words, shingles = [np.zeros(0, dtype=np.uint32)], [np.zeros(0, dtype=np.int64)]
@@ -168,72 +204,61 @@ def minhash_signatures(texts: pa.Array) -> np.ndarray:
     return _signatures(np.concatenate(shingle_words), np.concatenate(shingles))
 
 
-def _permuted(words: np.ndarray) -> np.ndarray:
-    """(s,) uint32 shingle words (_shingle_words) -> (PERMUTATIONS, s) uint32: row p is permutation p of
-    each, the one minhash_signatures takes the minimum of."""
-    out = np.empty((PERMUTATIONS, words.size), dtype=np.uint32)
-    return _permute(words, out, np.empty_like(out))
-
-
 def _shingle_words(hashes: np.ndarray) -> np.ndarray:
-    """(s,) uint64 shingle hashes -> (s,) uint32: the two halves exclusive-or'ed, then the murmur3
-    finaliser's first step (w ^ w >> 16), which _permute shares between all permutations."""
-    words = (hashes ^ (hashes >> _S32)).astype(np.uint32)
-    return words ^ (words >> _S16)
+    """(s,) uint64 shingle hashes -> (s,) odd uint32: the two halves exclusive-or'ed, the lowest bit set.
+    Odd, because 0 would be the least of every permutation (_permute) of any text holding it."""
+    return (hashes ^ (hashes >> _S32)).astype(np.uint32) | np.uint32(1)
 
 
-def _permute(words: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """(c,) uint32 shingle words -> out (PERMUTATIONS, c): row p holds murmur3's 32-bit finaliser, without
-    its last step, of (shingle ^ seed p): (w ^ seed part) * C1, h ^= h >> 13, h * C2. Every step is a
-    bijection of uint32, so each row is a permutation of the shingles' 32-bit hashes. In place."""
-    np.bitwise_xor(_SEED_PARTS[:, None], words, out=out)
-    out *= _C1
-    np.right_shift(out, _S13, out=scratch)
-    out ^= scratch
-    out *= _C2
-    return out
+def _permute(words: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """(c,) odd uint32 shingle words -> out (PERMUTATIONS, c): row p holds each word times the odd multiplier
+    p, modulo 2^32, a permutation of the odd numbers (the words are already well mixed hashes, so these
+    orders are as good as independent ones: tests/transforms/duplicates/test_text_signatures.py checks
+    the estimate's bias and spread)."""
+    return np.multiply(_MULTIPLIERS, words, out=out)
 
 
-def _signatures(words: np.ndarray, shingles: np.ndarray) -> np.ndarray:
-    """_shingle_words of n texts, text after text, and (n,) shingles per text -> (n, PERMUTATIONS) minimum
-    of each permutation over each text's shingles (EMPTY for a text without any).
+def _signatures(words: np.ndarray, shingles: np.ndarray) -> Iterator[tuple]:
+    """_shingle_words of n texts, text after text, and (n,) shingles per text -> (rows, (len(rows),
+    PERMUTATIONS) minimum of each permutation over each of those texts' shingles) for the texts with
+    shingles; a block is valid until the next one is taken.
 
     Texts of about the same shingle count are signed together, BLOCK_TEXTS at a time: their j-th shingles
     are permuted as a (PERMUTATIONS, texts) block and folded into a running minimum, so every operation is
     a long vectorized one with no per-text reduction. A text shorter than its group's length repeats its
     last shingle, which leaves its minimum as it is. Texts longer than LONG_TEXT shingles are signed one by
     one, MINHASH_CHUNK shingles at a time."""
-    signatures = np.full((shingles.size, PERMUTATIONS), EMPTY, dtype=np.uint32)
     starts = np.cumsum(shingles) - shingles
     lengths = _padded_lengths(shingles)
     order = np.argsort(lengths, kind="stable")
     bounds = np.flatnonzero(np.diff(lengths[order], prepend=-1, append=-1))
     block = np.empty((PERMUTATIONS, BLOCK_TEXTS), dtype=np.uint32)
-    least, scratch = np.empty_like(block), np.empty_like(block)
+    least = np.empty_like(block)
     for first, end in zip(bounds[:-1], bounds[1:]):
         length, group = int(lengths[order[first]]), order[first:end]
         if length == 0:
             continue
         if length > LONG_TEXT:
-            for text in group:
-                signatures[text] = _long_signature(words[starts[text]:starts[text] + shingles[text]])
+            for i, text in enumerate(group):
+                yield group[i:i + 1], _long_signature(words[starts[text]:starts[text] + shingles[text]])[None, :]
             continue
         for at in range(0, group.size, BLOCK_TEXTS):
             texts = group[at:at + BLOCK_TEXTS]
             own_starts, own_last = starts[texts], shingles[texts] - 1
-            low, out, spare = least[:, :texts.size], block[:, :texts.size], scratch[:, :texts.size]
+            low, out = least[:, :texts.size], block[:, :texts.size]
             low.fill(EMPTY)
             for j in range(length):
-                np.minimum(low, _permute(words[own_starts + np.minimum(j, own_last)], out, spare), out=low)
-            signatures[texts] = low.T
-    return signatures
+                np.minimum(low, _permute(words[own_starts + np.minimum(j, own_last)], out), out=low)
+            yield texts, low.T
 
 
 def _long_signature(words: np.ndarray) -> np.ndarray:
     """One long text's _shingle_words -> its (PERMUTATIONS,) signature, MINHASH_CHUNK shingles at a time."""
     least = np.full(PERMUTATIONS, EMPTY, dtype=np.uint32)
     for low in range(0, words.size, MINHASH_CHUNK):
-        np.minimum(least, _permuted(words[low:low + MINHASH_CHUNK]).min(axis=1), out=least)
+        chunk = words[low:low + MINHASH_CHUNK]
+        np.minimum(least, _permute(chunk, np.empty((PERMUTATIONS, chunk.size), dtype=np.uint32)).min(axis=1),
+                   out=least)
     return least
 
 
@@ -255,13 +280,19 @@ def text_band_keys(signatures: np.ndarray) -> np.ndarray:
 
 
 def _band_keys_slice(signatures: np.ndarray) -> np.ndarray:
-    """text_band_keys of a few signatures: each band's entries (2i, 2i + 1) as one word, entry 2i high,
-    folded in order into the band's salt."""
-    pairs = np.ascontiguousarray(signatures, dtype=">u4").view(">u8").astype(np.uint64)
-    words = pairs.reshape(len(signatures), BANDS, ROWS_PER_BAND // 2)
-    bands = np.arange(BANDS, dtype=np.uint64)
-    keys = folded_hashes(np.broadcast_to(_BAND_SALT ^ bands, words.shape[:2]), list(np.moveaxis(words, 2, 0)))
-    return np.stack([tagged_keys(keys[:, band], band) for band in range(BANDS)], axis=1)
+    """text_band_keys of a few signatures: each band's entries two to a 64-bit word (entry 2i in the low
+    half), the words folded in order into the band's salt by multiply and exclusive-or (a word that differs
+    always changes the result), the last fold with folded_hashes' avalanche; tagged by band."""
+    words = np.ascontiguousarray(signatures, dtype=np.uint32).view(np.uint64)
+    words = words.reshape(len(signatures), BANDS, ROWS_PER_BAND // 2)
+    keys = _BAND_SALTS ^ words[:, :, 0]
+    for k in range(1, ROWS_PER_BAND // 2 - 1):
+        keys *= _BAND_MULTIPLIER
+        keys ^= words[:, :, k]
+    keys = folded_hashes(keys, [words[:, :, -1]])
+    for band in range(BANDS):
+        keys[:, band] = tagged_keys(keys[:, band], band)
+    return keys
 
 
 def text_similarity(sig_a: np.ndarray, sig_b: np.ndarray) -> np.ndarray:
