@@ -8,11 +8,14 @@ unordered pair of nodes that shares a key and passes the threshold, once, as (a,
 Rows with equal keys are the candidates: a run of L rows gives its L * (L - 1) / 2 pairs, generated for
 all runs of one length at once (np.triu_indices per distinct length) and verified PAIR_CHUNK pairs at a
 time. A run longer than `max_run` does not go quadratic: its rows are sorted by signature and each is
-compared with the `window` rows after it only, so it costs `window` comparisons per row. That misses the
-pairs more than `window` rows apart in signature order: near-duplicates whose signatures differ early
-(in the first MinHash entries, in the high bits of an image hash) and have other rows sorted between
-them, and the pairs inside a group of more than `window` equal signatures beyond the nearest ones, though
-such a group stays joined as a chain, which is enough for connected components.
+compared with the `window` rows after it only, so it costs `window` comparisons per row. Rows of one
+signature are paired with the first of them (the smallest node) only, and only that one takes part in the
+windows: a star, which is enough for connected components (and the cheapest graph for them) and gives
+each its closest match, an equal one; a pair that several runs give (the bands of equal MinHash
+signatures) is verified once. So 10^6 texts that all normalise to one form give 10^6 pairs to verify,
+not `window` per text and band. That misses the pairs more than `window` rows apart in signature
+order: near-duplicates whose signatures differ early (in the first MinHash entries, in the high bits of an
+image hash) and have other rows sorted between them.
 
 Every band key carries its band (or block, or quantisation) in its top byte (`tagged_keys`), so keys of
 different bands of one kind never collide, whatever their hashes. A pair is reported once per call: a
@@ -99,19 +102,48 @@ def _run_pairs(starts: np.ndarray, lengths: np.ndarray, max_run: int):
 
 def _window_pairs(starts: np.ndarray, lengths: np.ndarray, owners: np.ndarray, nodes: np.ndarray,
                   signatures: np.ndarray, window: int):
-    """Long runs (starts, lengths) of rows owned by pieces `owners` -> chunks (i, j) of piece indices: each
-    row of a run and each of the `window` rows after it in the run's order by signature, then node (so the
-    order of the rows given does not matter)."""
+    """Long runs (starts, lengths) of rows owned by pieces `owners` -> chunks (i, j) of piece indices, in
+    each run's order by signature, then node (so the order of the rows given does not matter): the rows of
+    one signature paired with the first of them (each such pair once, however many runs give it); then,
+    with only that first one left of them, each row and each of the `window` rows after it."""
     rows = np.repeat(starts, lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     run = np.repeat(np.arange(starts.size), lengths)
-    columns = signatures[owners[rows]].reshape(rows.size, -1)
-    pieces = owners[rows[np.lexsort((nodes[owners[rows]], *columns.T[::-1], run))]]  # by run, signature, node
-    run = np.sort(run)
+    owned = owners[rows]
+    held = np.zeros(len(signatures), dtype=bool)
+    held[owned] = True
+    rank, same = _signature_order(np.flatnonzero(held), nodes, signatures)
+    order = np.lexsort((rank[owned], run))
+    pieces, run = owned[order], run[order]
+    tied = np.r_[False, (run[1:] == run[:-1]) & (same[pieces[1:]] == same[pieces[:-1]])]
+    firsts = np.flatnonzero(~tied)
+    members = np.flatnonzero(tied)
+    heads = firsts[np.cumsum(~tied)[members] - 1]
+    star = np.sort(pieces[heads].astype(np.int64) * len(signatures) + pieces[members])
+    star = star[np.r_[True, star[1:] != star[:-1]]] if star.size else star
+    for at in range(0, star.size, PAIR_CHUNK):
+        yield star[at:at + PAIR_CHUNK] // len(signatures), star[at:at + PAIR_CHUNK] % len(signatures)
+    pieces, run = pieces[firsts], run[firsts]
     for step in range(1, window + 1):
         same_run = run[step:] == run[:-step]
         i, j = pieces[:-step][same_run], pieces[step:][same_run]
         for at in range(0, i.size, PAIR_CHUNK):
             yield i[at:at + PAIR_CHUNK], j[at:at + PAIR_CHUNK]
+
+
+def _signature_order(pieces: np.ndarray, nodes: np.ndarray, signatures: np.ndarray) -> tuple:
+    """Piece indices -> (rank, same), each (len(signatures),) int64 and set at those pieces only: a piece's
+    place in their order by signature, then node, and the number of its signature in that order (equal
+    for equal signatures). Each piece is sorted once, however many runs hold it; signatures of bytes are
+    compared 8 bytes at a time as big-endian words, which orders them as byte by byte does."""
+    columns = signatures[pieces].reshape(pieces.size, -1)
+    if columns.dtype == np.uint8 and columns.shape[1] % 8 == 0:
+        columns = np.ascontiguousarray(columns).view(">u8").astype(np.uint64)
+    order = np.lexsort((nodes[pieces], *columns.T[::-1]))
+    ranked = columns[order]
+    rank, same = np.full(len(signatures), -1, np.int64), np.full(len(signatures), -1, np.int64)
+    rank[pieces[order]] = np.arange(pieces.size)
+    same[pieces[order]] = np.cumsum(np.r_[True, (ranked[1:] != ranked[:-1]).any(axis=1)])[:pieces.size]
+    return rank, same
 
 
 def _verified(i: np.ndarray, j: np.ndarray, nodes: np.ndarray, signatures: np.ndarray, similarity, threshold: float,

@@ -105,23 +105,30 @@ def test_a_long_run_gives_the_same_pairs_whatever_the_order_of_its_rows():
         assert as_list(similar_pairs(keys[order], nodes[order], signatures[order], same, 1.0)) == found
 
 
-def test_long_run_of_equal_signatures_stays_joined_as_a_chain():
-    """500 copies of one signature: each is paired with the next WINDOW, so all are connected."""
+def test_a_long_run_pairs_equal_signatures_by_a_star_and_the_others_by_window():
+    """A run of 300 rows, 100 of them of one signature: those are paired with the first of them (the
+    smallest node) only, and in order by signature, then node, with the others left out, every row is paired
+    with the WINDOW rows after it."""
+    rng = np.random.default_rng(5)
+    values = np.r_[np.full(100, 500.0), rng.choice(np.r_[0:500, 501:1000], 200, replace=False)].astype(np.float64)
+    nodes = rng.permutation(300).astype(np.uint64)
+    found = as_list(similar_pairs(np.full(300, 9, np.uint64), nodes, values.reshape(-1, 1),
+                                  lambda a, b: np.ones(len(a)), 0.5))
+    equal = {int(n) for n, v in zip(nodes, values) if v == 500.0}
+    ranked = [int(n) for _, n in sorted(zip(values.tolist(), nodes.tolist())) if n not in equal or n == min(equal)]
+    window = {(min(a, b), max(a, b)) for k, a in enumerate(ranked) for b in ranked[k + 1:k + 1 + WINDOW]}
+    star = {(min(equal), other) for other in equal - {min(equal)}}
+    assert [(a, b) for a, b, _ in found] == sorted(window | star)
+
+
+def test_long_run_of_equal_signatures_is_joined_as_a_star():
+    """500 copies of one signature: each is paired with the smallest node only, so all are connected by
+    499 pairs in one step of connected components."""
     length = 500
     keys = np.full(length, 7, dtype=np.uint64)
-    nodes = np.arange(length, dtype=np.uint64)
+    nodes = np.arange(length, dtype=np.uint64)[::-1].copy()
     found = similar_pairs(keys, nodes, np.zeros((length, 4), dtype=np.uint32), lambda a, b: (a == b).mean(axis=1), 1.0)
-    assert found.a.size < length * WINDOW
-    parent = list(range(length))
-
-    def root(x):
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
-    for a, b in zip(found.a.tolist(), found.b.tolist()):
-        parent[root(a)] = root(b)
-    assert len({root(x) for x in range(length)}) == 1
+    assert found.a.tolist() == [0] * (length - 1) and found.b.tolist() == list(range(1, length))
 
 
 @pytest.mark.parametrize("max_run", [MAX_RUN, 3])
