@@ -135,6 +135,32 @@ def test_near_duplicate_texts_are_clustered_listed_and_dropped_on_request(tmp_pa
     assert len(removed) == assert_reconciled(dropped)["near_duplicates_removed"] == len(docs) - len(remaining)
 
 
+def test_texts_that_all_normalise_to_one_form_are_one_cluster_among_real_questions(tmp_path):
+    """1,500 distinct texts of punctuation only (each normalises to '', the empty form: past the window of a
+    long run of candidates) among real questions: one cluster of exactly them, kept as its smallest id, each
+    listed at similarity 1.0; the questions are untouched by it."""
+    questions = [row[0] for row in csv.reader(io.StringIO(QUORA.read_text(encoding="utf-8")))][:300]
+    rng = random.Random(7)
+    marks = set()
+    while len(marks) < 1500:
+        marks.add("".join(rng.choice("!?.,;:-()[]#*/") for _ in range(rng.randint(3, 9))))
+    rows = [[q, f"label {i % 30}"] for i, q in enumerate(questions)] + [[m, f"label {i % 30}"] for i, m in
+                                                                          enumerate(sorted(marks))]
+    rng.shuffle(rows)
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    out = run_prepare(tmp_path, write_csv(tmp_path, text.getvalue(), "marks.csv"), "--is-labeled", "--near-duplicates")
+    docs = documents(out)
+    found = clusters(docs)
+    by_id = {d["id"]: d for d in docs}
+    (marked,) = [ids for ids in found.values() if by_id[ids[0]]["text"] in marks]
+    assert {by_id[i]["text"] for i in marked} == marks and len(marked) == 1500
+    assert all(by_id[i]["text"] not in marks for ids in found.values() if ids is not marked for i in ids)
+    listed = {r["id"]: r for r in duplicates(out)}
+    assert all(listed[i]["kept_id"] == min(marked) and listed[i]["similarity"] == 1.0 for i in marked)
+    assert assert_reconciled(out)["near_duplicates_found"] == len(listed)
+
+
 def test_near_duplicate_photos_are_found_and_distinct_photos_are_not(tmp_path):
     rows = copies_of_photos(tmp_path)
     source = write_csv(tmp_path, "".join(f"{path},{i}\n" for i, (path, _) in enumerate(rows)), "photos.csv")
