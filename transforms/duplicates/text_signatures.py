@@ -283,7 +283,7 @@ def _band_keys_slice(signatures: np.ndarray) -> np.ndarray:
     """text_band_keys of a few signatures: each band's entries two to a 64-bit word (entry 2i in the low
     half), the words folded in order into the band's salt by multiply and exclusive-or (a word that differs
     always changes the result), the last fold with folded_hashes' avalanche; tagged by band."""
-    words = np.ascontiguousarray(signatures, dtype=np.uint32).view(np.uint64)
+    words = np.ascontiguousarray(signatures, dtype="<u4").view("<u8").astype(np.uint64, copy=False)  # any machine
     words = words.reshape(len(signatures), BANDS, ROWS_PER_BAND // 2)
     keys = _BAND_SALTS ^ words[:, :, 0]
     for k in range(1, ROWS_PER_BAND // 2 - 1):
