@@ -142,7 +142,7 @@ def _signature_order(pieces: np.ndarray, nodes: np.ndarray, signatures: np.ndarr
     ranked = columns[order]
     rank, same = np.full(len(signatures), -1, np.int64), np.full(len(signatures), -1, np.int64)
     rank[pieces[order]] = np.arange(pieces.size)
-    same[pieces[order]] = np.cumsum(np.r_[True, (ranked[1:] != ranked[:-1]).any(axis=1)])[:pieces.size]
+    same[pieces[order]] = np.cumsum(np.r_[True, (ranked[1:] != ranked[:-1]).any(axis=1)])
     return rank, same
 
 

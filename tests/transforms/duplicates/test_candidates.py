@@ -1,10 +1,10 @@
 """similar_pairs: exact pairs on small hand-built rows, each pair once across keys, no pair of a node with
 itself, distances, long runs compared by window only, agreement with a brute force on random rows, and
-keys that name their piece (owners) agreeing with a row per key."""
+keys that name their piece (owners) agreeing with a row per key; shared_keys, the rows that can pair."""
 import numpy as np
 import pytest
 
-from transforms.duplicates.candidates import MAX_RUN, PAIR_CHUNK, WINDOW, similar_pairs, tagged_keys
+from transforms.duplicates.candidates import MAX_RUN, PAIR_CHUNK, WINDOW, shared_keys, similar_pairs, tagged_keys
 
 
 def rows(*triples):
@@ -177,6 +177,12 @@ def test_pieces_with_several_keys_give_the_pairs_of_a_row_per_key(max_run):
     assert as_list(held_once) == as_list(repeated) and len(held_once.a) > 100
     with pytest.raises(ValueError, match="an owner each"):
         similar_pairs(keys, nodes, signatures, similarity, 0.6, owners=owners[1:])
+
+
+def test_only_keys_that_another_row_shares_are_candidates():
+    keys = np.array([5, 9, 5, 7, 9, 9, 1], dtype=np.uint64)
+    assert shared_keys(keys).tolist() == [0, 1, 2, 4, 5]
+    assert shared_keys(np.zeros(0, np.uint64)).tolist() == []
 
 
 def test_tagged_keys_put_the_tag_in_the_top_byte():

@@ -9,7 +9,6 @@ import pytest
 
 from schemas.options import DuplicateOptions
 from transforms.duplicates import near_duplicates
-from transforms.duplicates.candidates import shared_keys
 from transforms.duplicates.near_duplicates import (BandFile, band_rows, component_partitions, piece_signatures,
                                                    read_bands, read_signatures, verified_pairs)
 
@@ -78,12 +77,6 @@ def test_signatures_are_read_back_for_the_rows_asked_across_files_buckets_and_ch
     expected = np.stack([signed[bucket][2][p] for bucket, p in zip(buckets.tolist(), piece.tolist())])
     assert len(set(buckets.tolist())) == 3 and len(set((piece // 7).tolist())) > 3
     np.testing.assert_array_equal(signatures, expected)
-
-
-def test_only_keys_that_another_row_shares_are_candidates():
-    keys = np.array([5, 9, 5, 7, 9, 9, 1], dtype=np.uint64)
-    assert shared_keys(keys).tolist() == [0, 1, 2, 4, 5]
-    assert shared_keys(np.zeros(0, np.uint64)).tolist() == []
 
 
 def test_a_band_file_says_which_partitions_are_new_to_it(tmp_path):
